@@ -1,0 +1,7 @@
+// tessera serve (placeholder until its issue lands).
+#include "engine/core/error.h"
+#include "tools/cli/commands.h"
+
+namespace tessera::cli {
+int cmd_serve(int, char**) { throw_error("'serve' is not built yet"); }
+}  // namespace tessera::cli
