@@ -1,0 +1,134 @@
+// GGUF reader (mmap, validated before use) and writer. Facts: shared reference "GGUF" section.
+#pragma once
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include "gguf/ggml_types.h"
+
+namespace tessera::gguf {
+
+// Metadata value type ids as stored in the file.
+enum class ValueType : uint32_t {
+  U8 = 0, I8 = 1, U16 = 2, I16 = 3, U32 = 4, I32 = 5, F32 = 6, BOOL = 7,
+  STRING = 8, ARRAY = 9, U64 = 10, I64 = 11, F64 = 12,
+};
+std::string_view value_type_name(ValueType t);  // "u32", "string", "array", ...
+
+// An array value: elements decoded into the one vector that fits their type.
+struct MetaArray {
+  ValueType elem_type = ValueType::U8;
+  std::vector<std::string> strings;  // STRING elements
+  std::vector<int64_t> ints;         // U8..I64 and BOOL elements (u64 values above INT64_MAX keep their bits)
+  std::vector<double> floats;        // F32 / F64 elements
+  size_t size() const;
+};
+
+// One metadata value: `type` says which alternative is held (all integer types -> int64_t,
+// u64 as its bit pattern; F32/F64 -> double; BOOL -> bool; STRING -> string; ARRAY -> MetaArray).
+struct MetaValue {
+  ValueType type = ValueType::U8;
+  std::variant<int64_t, double, bool, std::string, MetaArray> value;
+};
+
+struct TensorInfo {
+  std::string name;
+  GgmlType type = GgmlType::F32;
+  uint32_t n_dims = 0;
+  std::array<int64_t, 4> ne = {1, 1, 1, 1};  // ggml order: ne[0] is contiguous; unused dims are 1
+  uint64_t offset = 0;                       // from the start of the data section
+  uint64_t nbytes = 0;
+  const uint8_t* data = nullptr;             // points into the mapping
+
+  int64_t n_elements() const { return ne[0] * ne[1] * ne[2] * ne[3]; }
+  size_t row_bytes() const { return tessera::row_bytes(type, ne[0]); }  // bytes of one ne[0] row
+};
+
+class File {
+ public:
+  // Maps and validates a file. Any problem throws tessera::Error naming the file, the field and
+  // the byte offset, e.g. "x.gguf: tensor 3 'blk.0.attn_q.weight': n_dims 7 > 4 (offset 1234)".
+  static File open(const std::string& path);
+  // Validates an in-memory image (fuzzing, tests). `name` is used in messages.
+  static File from_memory(std::vector<uint8_t> bytes, std::string name = "<memory>");
+
+  const std::string& path() const { return path_; }
+  uint32_t version() const { return version_; }
+  uint32_t alignment() const { return alignment_; }
+  uint64_t data_offset() const { return data_offset_; }  // absolute offset of the data section
+  uint64_t file_size() const { return size_; }
+
+  // Metadata in file order.
+  const std::vector<std::pair<std::string, MetaValue>>& metadata() const { return kv_; }
+  const MetaValue* find(std::string_view key) const;
+  bool has(std::string_view key) const { return find(key) != nullptr; }
+
+  // Typed accessors. Missing key or wrong type -> tessera::Error naming key, actual and expected type.
+  std::string get_string(std::string_view key) const;
+  int64_t get_int(std::string_view key) const;   // any integer type
+  double get_float(std::string_view key) const;  // F32 / F64 (integers accepted too)
+  bool get_bool(std::string_view key) const;
+  const MetaArray& get_array(std::string_view key) const;
+  // *_or: the fallback when the key is absent (a present key of the wrong type still throws).
+  std::string get_string_or(std::string_view key, std::string fallback) const;
+  int64_t get_int_or(std::string_view key, int64_t fallback) const;
+  double get_float_or(std::string_view key, double fallback) const;
+  bool get_bool_or(std::string_view key, bool fallback) const;
+
+  const std::vector<TensorInfo>& tensors() const { return tensors_; }
+  const TensorInfo* find_tensor(std::string_view name) const;
+  const TensorInfo& tensor(std::string_view name) const;  // throws naming the missing tensor
+
+ private:
+  struct Mapping;
+  std::shared_ptr<Mapping> map_;  // keeps the bytes alive (mmap or owned vector)
+  std::string path_;
+  uint32_t version_ = 0;
+  uint32_t alignment_ = 32;
+  uint64_t data_offset_ = 0;
+  uint64_t size_ = 0;
+  std::vector<std::pair<std::string, MetaValue>> kv_;
+  std::vector<TensorInfo> tensors_;
+  friend class Parser;
+};
+
+// Builds a GGUF file (version 3). Metadata keeps insertion order; tensors are laid out in order,
+// each aligned to `alignment`.
+class Writer {
+ public:
+  void set(std::string key, MetaValue value);  // replaces an existing key in place
+  void set_string(std::string key, std::string v);
+  void set_u32(std::string key, uint32_t v);
+  void set_i32(std::string key, int32_t v);
+  void set_u64(std::string key, uint64_t v);
+  void set_f32(std::string key, float v);
+  void set_bool(std::string key, bool v);
+  void set_alignment(uint32_t a);  // also written as general.alignment when not 32
+  // Copies every metadata entry of `src` whose key starts with `prefix` ("" = all).
+  void copy_metadata(const File& src, std::string_view prefix = "");
+
+  // data must hold exactly the bytes of a tensor of that type and shape (ne in ggml order).
+  void add_tensor(std::string name, GgmlType type, std::vector<int64_t> ne, std::vector<uint8_t> data);
+
+  void write(const std::string& path) const;  // throws tessera::Error on I/O failure
+  std::vector<uint8_t> to_bytes() const;
+
+ private:
+  struct Tensor {
+    std::string name;
+    GgmlType type;
+    std::vector<int64_t> ne;
+    std::vector<uint8_t> data;
+  };
+  uint32_t alignment_ = 32;
+  std::vector<std::pair<std::string, MetaValue>> kv_;
+  std::vector<Tensor> tensors_;
+};
+
+}  // namespace tessera::gguf
