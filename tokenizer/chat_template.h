@@ -1,0 +1,17 @@
+// Chat template rendering: a Jinja subset interpreter sufficient for Hugging Face chat templates
+// (Qwen3, Qwen3-Coder). Conventions follow HF transformers: trim_blocks=True, lstrip_blocks=True,
+// tojson without key sorting and with ensure_ascii=False; raise_exception(msg) throws.
+#pragma once
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+namespace tessera::tok {
+
+// context: the template's variables, e.g. {"messages": [...], "tools": [...],
+// "add_generation_prompt": true, "bos_token": "", "eos_token": "<|im_end|>", ...}.
+// Throws tessera::Error on a syntax error, an unsupported construct (named in the message),
+// or raise_exception() called by the template.
+std::string render_chat(const std::string& tmpl, const nlohmann::json& context);
+
+}  // namespace tessera::tok
