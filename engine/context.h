@@ -1,0 +1,62 @@
+// An inference context: sequences and their f16 KV cache blocks, scratch sized once for a batch,
+// and the thread pool. eval() appends tokens to a sequence and runs the forward pass.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "engine/core/thread_pool.h"
+#include "engine/kv/kv_cache.h"
+#include "engine/model/model.h"
+
+namespace tessera::engine {
+
+struct Workspace;  // engine/model/forward.h
+
+struct ContextOptions {
+  int n_ctx = 4096;    // KV capacity in tokens, shared by all sequences
+  int n_threads = 2;
+  int n_batch = 512;   // tokens per forward pass (longer inputs run in chunks)
+  int n_seq_max = 1;
+  bool print_plan = true;  // print the KV and scratch memory plan to stderr
+};
+
+class Context {   // sequences + their f16 KV cache (blocks) + scratch + thread pool
+ public:
+  Context(std::shared_ptr<const Model> model, const ContextOptions& opts = {});
+  ~Context();
+  Context(const Context&) = delete;
+  Context& operator=(const Context&) = delete;
+
+  // Appends tokens to sequence seq (positions continue) and runs the forward pass in chunks of
+  // n_batch. Returns logits [rows][n_vocab]: every token's row if all_logits, else only the last
+  // token's. The span stays valid until the next eval.
+  std::span<const float> eval(std::span<const int32_t> tokens, bool all_logits = false, int seq = 0);
+
+  int n_past(int seq = 0) const;
+  void clear(int seq = 0);             // frees the sequence's KV blocks
+  void truncate(int seq, int n_keep);  // keeps the first n_keep positions (prefix reuse)
+
+  const Model& model() const { return *model_; }
+  std::shared_ptr<const Model> model_ptr() const { return model_; }
+  const ContextOptions& options() const { return opts_; }
+  int n_vocab() const { return static_cast<int>(model_->config().n_vocab); }
+  ThreadPool& pool() { return pool_; }
+  uint64_t kv_bytes() const { return kv_.bytes(); }
+  uint64_t scratch_bytes() const;
+
+ private:
+  SequenceKv& sequence(int seq);
+  const SequenceKv& sequence(int seq) const;
+
+  std::shared_ptr<const Model> model_;
+  ContextOptions opts_;
+  ThreadPool pool_;
+  KvCache kv_;
+  std::vector<SequenceKv> seqs_;
+  std::unique_ptr<Workspace> ws_;
+  std::vector<float> logits_;  // [rows][n_vocab]
+};
+
+}  // namespace tessera::engine
