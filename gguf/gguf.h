@@ -20,6 +20,8 @@ enum class ValueType : uint32_t {
   STRING = 8, ARRAY = 9, U64 = 10, I64 = 11, F64 = 12,
 };
 std::string_view value_type_name(ValueType t);  // "u32", "string", "array", ...
+// Smallest number of bytes one value of this type occupies in a file (string: its u64 length).
+uint64_t value_type_min_size(ValueType t);
 
 // An array value: elements decoded into the one vector that fits their type.
 struct MetaArray {
@@ -36,6 +38,11 @@ struct MetaValue {
   ValueType type = ValueType::U8;
   std::variant<int64_t, double, bool, std::string, MetaArray> value;
 };
+// "u32", "string", "array[string]", ...
+std::string type_string(const MetaValue& v);
+// Deep equality: same type and same values (floats compared bit for bit).
+bool operator==(const MetaArray& a, const MetaArray& b);
+bool operator==(const MetaValue& a, const MetaValue& b);
 
 struct TensorInfo {
   std::string name;
