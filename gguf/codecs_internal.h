@@ -1,0 +1,48 @@
+// Private helpers shared by the reference encoders (codecs_encode*.cpp): per-family row encoders and
+// small numeric utilities. Not part of the public codec interface (gguf/codecs.h).
+#pragma once
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+
+#include "gguf/half.h"
+#include "gguf/quant_blocks.h"
+
+namespace tessera::codec {
+
+// Round to nearest, ties to even, via the 1.5*2^23 trick (no libm call, no UB for any input). The
+// argument is clamped to +-2^21 first so huge or non-finite values still give an in-range int.
+inline int nearest_int(float v) {
+  v = std::fmin(std::fmax(v, -2097152.0f), 2097152.0f);  // NaN -> -2^21 (fmax drops NaN)
+  const float t = v + 12582912.0f;
+  return static_cast<int>(f32_bits(t) & 0x7fffff) - 0x400000;
+}
+
+inline int clamp_int(int v, int lo, int hi) { return v < lo ? lo : (v > hi ? hi : v); }
+
+// Clamps to [lo, hi] with plain compares (vectorizes; NaN becomes lo).
+inline float clampf(float v, float lo, float hi) {
+  v = v > lo ? v : lo;
+  return v < hi ? v : hi;
+}
+
+// Rounds to the nearest integer, ties to even, as a float; exact for |v| < 2^22 (callers clamp first).
+inline float round_even(float v) { return (v + 12582912.0f) - 12582912.0f; }
+
+// Rounds a scale through fp16 storage: the value the decoder will see.
+inline float via_fp16(float v) { return fp16_to_fp32(fp32_to_fp16(v)); }
+
+// Half of the MXFP4 E8M0 scale 2^(e-127), built from its bits (exact, also for e = 0 and 1).
+inline float e8m0_half(uint8_t e) { return f32_from_bits(e < 2 ? 0x00200000u << e : uint32_t(e - 1) << 23); }
+
+// Row encoders; nb = number of blocks. Each writes nb blocks to y.
+void encode_q2_K(const float* x, block_q2_K* y, int64_t nb);
+void encode_q3_K(const float* x, block_q3_K* y, int64_t nb);
+void encode_q4_K(const float* x, block_q4_K* y, int64_t nb);
+void encode_q5_K(const float* x, block_q5_K* y, int64_t nb);
+void encode_q6_K(const float* x, block_q6_K* y, int64_t nb);
+void encode_iq4_nl(const float* x, block_iq4_nl* y, int64_t nb);
+void encode_iq4_xs(const float* x, block_iq4_xs* y, int64_t nb);
+void encode_mxfp4(const float* x, block_mxfp4* y, int64_t nb);
+
+}  // namespace tessera::codec
