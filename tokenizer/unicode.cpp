@@ -1,0 +1,103 @@
+// UTF-8 decoding and code point classes (ICU u_charType / u_isUWhiteSpace).
+#include "tokenizer/unicode.h"
+
+#include <array>
+
+#include <unicode/uchar.h>
+
+namespace tessera::tok {
+
+namespace {
+
+CpClass classify_with_icu(uint32_t cp) {
+  const auto c = static_cast<UChar32>(cp);
+  if (u_isUWhiteSpace(c)) return kSpace;
+  switch (u_charType(c)) {
+    case U_UPPERCASE_LETTER:
+    case U_LOWERCASE_LETTER:
+    case U_TITLECASE_LETTER:
+    case U_MODIFIER_LETTER:
+    case U_OTHER_LETTER:
+      return kLetter;
+    case U_DECIMAL_DIGIT_NUMBER:
+    case U_LETTER_NUMBER:
+    case U_OTHER_NUMBER:
+      return kNumber;
+    default:
+      return kOther;
+  }
+}
+
+// Latin-1 answers come from a table (ASCII and Latin-1 are most of source code).
+const std::array<CpClass, 256> kLatin1 = [] {
+  std::array<CpClass, 256> t{};
+  for (uint32_t c = 0; c < 256; ++c) t[c] = classify_with_icu(c);
+  return t;
+}();
+
+}  // namespace
+
+CpClass cp_class(uint32_t cp) {
+  if (cp < 256) return kLatin1[cp];
+  if (cp > 0x10FFFF) return kOther;
+  return classify_with_icu(cp);
+}
+
+uint32_t next_code_point(std::string_view s, size_t& i, bool* irregular) {
+  const auto byte = [&](size_t k) { return static_cast<uint8_t>(s[k]); };
+  const uint8_t b0 = byte(i);
+  const int len = utf8_sequence_length(b0);
+  if (len == 1) {
+    ++i;
+    return b0;
+  }
+  bool ok = len != 0 && i + len <= s.size();
+  for (int k = 1; ok && k < len; ++k) ok = (byte(i + k) & 0xC0) == 0x80;
+  if (!ok) {
+    ++i;
+    if (irregular) *irregular = true;
+    return 0xFFFD;
+  }
+  uint32_t cp = len == 2 ? (b0 & 0x1F) : len == 3 ? (b0 & 0x0F) : (b0 & 0x07);
+  for (int k = 1; k < len; ++k) cp = (cp << 6) | (byte(i + k) & 0x3F);
+  i += len;
+  const int canonical = cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4;
+  if (cp > 0x10FFFF) {
+    if (irregular) *irregular = true;
+    return 0xFFFD;
+  }
+  if (canonical != len && irregular) *irregular = true;
+  return cp;
+}
+
+void append_utf8(std::string& out, uint32_t cp) {
+  if (cp < 0x80) {
+    out += static_cast<char>(cp);
+  } else if (cp < 0x800) {
+    out += static_cast<char>(0xC0 | (cp >> 6));
+    out += static_cast<char>(0x80 | (cp & 0x3F));
+  } else if (cp < 0x10000) {
+    out += static_cast<char>(0xE0 | (cp >> 12));
+    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+    out += static_cast<char>(0x80 | (cp & 0x3F));
+  } else {
+    out += static_cast<char>(0xF0 | (cp >> 18));
+    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
+    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+    out += static_cast<char>(0x80 | (cp & 0x3F));
+  }
+}
+
+size_t incomplete_utf8_tail(std::string_view s) {
+  // Look back at most 3 bytes for a lead byte whose sequence runs past the end.
+  const size_t n = s.size();
+  for (size_t back = 1; back <= 3 && back <= n; ++back) {
+    const auto b = static_cast<uint8_t>(s[n - back]);
+    if ((b & 0xC0) == 0x80) continue;  // continuation byte: keep looking for the lead
+    const int len = utf8_sequence_length(b);
+    return (len > 1 && static_cast<size_t>(len) > back) ? back : 0;
+  }
+  return 0;
+}
+
+}  // namespace tessera::tok
