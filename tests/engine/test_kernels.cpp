@@ -1,0 +1,203 @@
+// Kernel registry and ops::matmul API tests: naming, selection, overrides, errors, and matmul results
+// against a float64 product of the decoded weights with the unquantized activations.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <set>
+
+#include "engine/core/error.h"
+#include "engine/ops/matmul.h"
+#include "engine/ops/registry.h"
+#include "gguf/codecs.h"
+#include "kernels/ref/random_weights.h"
+
+namespace tessera::ops {
+namespace {
+
+TEST(KernelRegistry, NamesFollowTheConvention) {
+  std::set<std::string> names;
+  for (const MatmulKernel& k : matmul_kernels()) {
+    const std::string expect = std::string(op_name(k.op)) + "_" + std::string(type_name(k.wtype)) + "_" +
+                               std::string(act_type_name(k.act)) + "_" + k.variant;
+    EXPECT_EQ(k.name, expect);
+    EXPECT_TRUE(names.insert(k.name).second) << "duplicate " << k.name;
+    EXPECT_NE(k.run, nullptr) << k.name;
+    EXPECT_EQ(find_kernel(k.name), &k);
+  }
+  EXPECT_NE(find_kernel("gemv_q4_K_q8_K_ref"), nullptr);
+  EXPECT_NE(find_kernel("gemm_iq4_nl_q8_0_ref"), nullptr);
+  EXPECT_NE(find_kernel("gemv_f32_f32_ref"), nullptr);
+  EXPECT_EQ(find_kernel("gemv_q4_K_q8_K_nonsense"), nullptr);
+}
+
+TEST(KernelRegistry, EveryTypeHasAReferenceForBothOps) {
+  for (GgmlType t : matmul_weight_types()) {
+    for (Op op : {Op::Gemv, Op::Gemm}) {
+      const std::string name = op_key(op, t) + "_" + std::string(act_type_name(activation_type_for(t))) + "_ref";
+      const MatmulKernel* k = find_kernel(name);
+      ASSERT_NE(k, nullptr) << name;
+      EXPECT_EQ(k->backend, Backend::Ref);
+    }
+  }
+}
+
+TEST(KernelRegistry, ActivationTypes) {
+  EXPECT_EQ(activation_type_for(GgmlType::Q4_K), ActType::Q8_K);
+  EXPECT_EQ(activation_type_for(GgmlType::Q6_K), ActType::Q8_K);
+  EXPECT_EQ(activation_type_for(GgmlType::IQ4_XS), ActType::Q8_K);
+  EXPECT_EQ(activation_type_for(GgmlType::IQ4_NL), ActType::Q8_0);
+  EXPECT_EQ(activation_type_for(GgmlType::Q8_0), ActType::Q8_0);
+  EXPECT_EQ(activation_type_for(GgmlType::Q4_1), ActType::Q8_1);
+  EXPECT_EQ(activation_type_for(GgmlType::BF16), ActType::BF16);
+  EXPECT_EQ(activation_type_for(GgmlType::F32), ActType::F32);
+}
+
+TEST(KernelRegistry, SelectionPrefersTheHighestPrioritySupported) {
+  clear_kernel_overrides();
+  const CpuCaps& caps = cpu_caps();
+  for (GgmlType t : matmul_weight_types()) {
+    const MatmulShape s{t, 512, 64, 1};
+    const MatmulKernel& k = select_matmul_kernel(s, caps);
+    EXPECT_EQ(k.op, Op::Gemv);
+    EXPECT_TRUE(kernel_supports(k, s, caps));
+    for (const MatmulKernel& other : matmul_kernels())
+      if (other.op == Op::Gemv && kernel_supports(other, s, caps)) EXPECT_GE(k.priority, other.priority) << other.name;
+    EXPECT_EQ(select_matmul_kernel(MatmulShape{t, 512, 64, 7}, caps).op, Op::Gemm);
+  }
+}
+
+TEST(KernelRegistry, OverridesAreHonouredAndCheckedByName) {
+  clear_kernel_overrides();
+  const CpuCaps& caps = cpu_caps();
+  const MatmulShape s{GgmlType::Q4_K, 256, 8, 1};
+  set_kernel_override("gemv_q4_K", "gemv_q4_K_q8_K_ref");
+  EXPECT_EQ(select_matmul_kernel(s, caps).name, "gemv_q4_K_q8_K_ref");
+  set_kernel_override("gemv_q4_K", "ref");  // a bare variant
+  EXPECT_EQ(select_matmul_kernel(s, caps).name, "gemv_q4_K_q8_K_ref");
+  set_kernel_override("gemv_q4_K", "");
+  set_kernel_overrides("*=ref,gemm_q6_K=gemm_q6_K_q8_K_ref");
+  EXPECT_EQ(select_matmul_kernel(MatmulShape{GgmlType::IQ4_NL, 64, 8, 1}, caps).name, "gemv_iq4_nl_q8_0_ref");
+  EXPECT_EQ(select_matmul_kernel(MatmulShape{GgmlType::Q6_K, 256, 8, 4}, caps).name, "gemm_q6_K_q8_K_ref");
+  clear_kernel_overrides();
+  set_kernel_override("gemv_q4_K", "gemv_q4_K_q8_K_nonsense");
+  EXPECT_THROW(select_matmul_kernel(s, caps), Error);
+  set_kernel_override("gemv_q4_K", "gemv_q6_K_q8_K_ref");  // wrong op key
+  EXPECT_THROW(select_matmul_kernel(s, caps), Error);
+  clear_kernel_overrides();
+  EXPECT_THROW(set_kernel_overrides("gemv_q4_K"), Error);
+}
+
+TEST(KernelRegistry, UnsupportedShapesAreAnErrorNotAFallback) {
+  clear_kernel_overrides();
+  // n_in not a multiple of the block size: nothing supports it
+  EXPECT_THROW(select_matmul_kernel(MatmulShape{GgmlType::Q4_K, 100, 8, 1}, cpu_caps()), Error);
+  // a type without kernels
+  EXPECT_THROW(select_matmul_kernel(MatmulShape{GgmlType::Q2_K, 256, 8, 1}, cpu_caps()), Error);
+  // a forced SIMD kernel on a CPU without the features
+  for (const MatmulKernel& k : matmul_kernels()) {
+    if (k.variant != "avx512") continue;
+    set_kernel_override(op_key(k.op, k.wtype), k.name);
+    EXPECT_THROW(select_matmul_kernel(MatmulShape{k.wtype, 256, 8, k.op == Op::Gemv ? 1 : 4}, CpuCaps{}), Error)
+        << k.name;
+    clear_kernel_overrides();
+  }
+}
+
+TEST(KernelRegistry, CpuLevelsLimitCaps) {
+  CpuCaps all;
+  all.avx2 = all.fma = all.f16c = all.avx512f = all.avx512bw = all.avx512vl = all.avx512_vnni = true;
+  EXPECT_TRUE(limit_cpu_caps(all, "avx512").has_avx512());
+  EXPECT_FALSE(limit_cpu_caps(all, "avx2").has_avx512());
+  EXPECT_TRUE(limit_cpu_caps(all, "avx2").has_avx2());
+  EXPECT_FALSE(limit_cpu_caps(all, "scalar").has_avx2());
+  EXPECT_THROW(limit_cpu_caps(all, "sse9"), Error);
+}
+
+// y = W x in float64 with unquantized activations.
+std::vector<double> exact_product(GgmlType t, const std::vector<uint8_t>& w, int64_t n_in, int64_t n_out,
+                                  const std::vector<float>& x, int64_t n_tokens) {
+  std::vector<double> y(static_cast<size_t>(n_out * n_tokens));
+  std::vector<float> row(static_cast<size_t>(n_in));
+  const size_t rb = row_bytes(t, n_in);
+  for (int64_t o = 0; o < n_out; ++o) {
+    dequantize_row(t, w.data() + o * rb, row.data(), n_in);
+    for (int64_t tk = 0; tk < n_tokens; ++tk) {
+      double s = 0;
+      for (int64_t i = 0; i < n_in; ++i) s += static_cast<double>(row[i]) * x[tk * n_in + i];
+      y[tk * n_out + o] = s;
+    }
+  }
+  return y;
+}
+
+double nmse(const std::vector<float>& got, const std::vector<double>& want) {
+  double num = 0, den = 0;
+  for (size_t i = 0; i < want.size(); ++i) {
+    num += (got[i] - want[i]) * (got[i] - want[i]);
+    den += want[i] * want[i];
+  }
+  return den > 0 ? num / den : num;
+}
+
+TEST(Matmul, AllTypesMatchAFloat64ProductWithinQuantizationError) {
+  clear_kernel_overrides();
+  ThreadPool pool(2);
+  const int64_t n_in = 512, n_out = 37;
+  for (GgmlType t : matmul_weight_types()) {
+    for (int64_t n_tokens : {1, 3}) {
+      const auto w = random_weight_rows(t, n_out, n_in, 7);
+      const auto x = random_activations(n_in * n_tokens, 11);
+      std::vector<float> y(static_cast<size_t>(n_out * n_tokens), NAN);
+      MatmulJob job;
+      job.w = WeightView{t, w.data(), n_in, n_out, row_bytes(t, n_in)};
+      job.x = x.data();
+      job.x_stride = n_in;
+      job.n_tokens = n_tokens;
+      job.y = y.data();
+      job.y_stride = n_out;
+      matmul(job, pool);
+      const double e = nmse(y, exact_product(t, w, n_in, n_out, x, n_tokens));
+      // 8-bit activations with outliers give NMSE up to ~6e-4 (Q8_K, one scale per 256); f16 less
+      const double budget = t == GgmlType::F32 ? 1e-12 : t == GgmlType::F16 ? 1e-6 : 2e-3;
+      EXPECT_LT(e, budget) << type_name(t) << " n_tokens=" << n_tokens;
+    }
+  }
+}
+
+TEST(Matmul, SeveralJobsSharingAnInputAndEmptyJobs) {
+  ThreadPool pool(2);
+  const int64_t n_in = 256;
+  const auto x = random_activations(n_in * 2, 3);
+  const auto w1 = random_weight_rows(GgmlType::Q4_K, 17, n_in, 1);
+  const auto w2 = random_weight_rows(GgmlType::Q6_K, 5, n_in, 2);
+  std::vector<float> y1(17 * 2), y2(5 * 2), y3(4, 42.0f);
+  std::vector<MatmulJob> jobs(3);
+  jobs[0] = {WeightView{GgmlType::Q4_K, w1.data(), n_in, 17, row_bytes(GgmlType::Q4_K, n_in)}, x.data(), n_in, 2, y1.data(), 17};
+  jobs[1] = {WeightView{GgmlType::Q6_K, w2.data(), n_in, 5, row_bytes(GgmlType::Q6_K, n_in)}, x.data(), n_in, 2, y2.data(), 5};
+  jobs[2] = {WeightView{GgmlType::Q6_K, w2.data(), n_in, 5, row_bytes(GgmlType::Q6_K, n_in)}, x.data(), n_in, 0, y3.data(), 5};
+  matmul(jobs, pool);
+  EXPECT_LT(nmse(y1, exact_product(GgmlType::Q4_K, w1, n_in, 17, x, 2)), 2e-3);
+  EXPECT_LT(nmse(y2, exact_product(GgmlType::Q6_K, w2, n_in, 5, x, 2)), 2e-3);
+  for (float v : y3) EXPECT_EQ(v, 42.0f);  // no tokens: nothing written
+}
+
+TEST(Matmul, BadJobsThrow) {
+  ThreadPool pool(1);
+  std::vector<uint8_t> w(1000);
+  std::vector<float> x(256), y(8);
+  MatmulJob j{WeightView{GgmlType::Q4_K, w.data(), 256, 2, 100}, x.data(), 256, 1, y.data(), 2};
+  EXPECT_THROW(matmul(j, pool), Error);  // wrong row_bytes
+  j.w.row_bytes = 144;
+  j.w.n_in = 200;
+  EXPECT_THROW(matmul(j, pool), Error);  // not a multiple of 256
+  j.w.n_in = 256;
+  j.x_stride = 10;
+  EXPECT_THROW(matmul(j, pool), Error);  // stride too small
+  j.x_stride = 256;
+  j.w.type = GgmlType::Q2_K;
+  j.w.row_bytes = 84;
+  EXPECT_THROW(matmul(j, pool), Error);  // no kernel for Q2_K
+}
+
+}  // namespace
+}  // namespace tessera::ops
