@@ -35,8 +35,8 @@ struct GenerateResult {
 };
 
 // Called with each piece of text that is safe to show (held back while it could still be the start
-// of a stop string or an incomplete UTF-8 sequence) and the token that completed it. Return false
-// to cancel.
+// of a stop string or an incomplete UTF-8 sequence) and the token that completed it (-1 for the
+// final flush of held text). Return false to cancel.
 using TokenCallback = std::function<bool(std::string_view text, int32_t token)>;
 
 // Appends prompt to sequence seq (after whatever it already holds) and generates.

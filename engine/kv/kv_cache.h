@@ -1,6 +1,7 @@
 // The f16 KV cache: a pool of fixed-size blocks per layer, handed out by a simple free-list
 // allocator, and per-sequence block tables (the paged scheduler builds on the same shapes).
 #pragma once
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 

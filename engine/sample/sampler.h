@@ -45,6 +45,7 @@ class Sampler {
   std::vector<int32_t> history_;
   std::vector<std::pair<float, int32_t>> cand_;  // (logit or prob, id), reused between calls
   std::vector<std::pair<int32_t, int32_t>> counts_;  // (id, count) in the penalty window
+  std::vector<float> prob_;  // probabilities of the kept candidates
 };
 
 // Index of the largest value (the first one on ties).

@@ -1,0 +1,248 @@
+// Model loading: hyperparameters from `<arch>.` metadata, weight views bound to the mapped file and
+// checked against the shapes the architecture needs, and the memory plan.
+#include "engine/model/model.h"
+
+#include <cstdio>
+#include <map>
+
+#include "engine/core/error.h"
+#include "gguf/codecs.h"
+
+namespace tessera::engine {
+
+namespace {
+
+std::string shape_str(const std::array<int64_t, 4>& ne, uint32_t n_dims) {
+  std::string s = "[";
+  for (uint32_t i = 0; i < std::max<uint32_t>(n_dims, 1); ++i) s += (i ? ", " : "") + std::to_string(ne[i]);
+  return s + "]";
+}
+
+std::string shape_str(std::initializer_list<int64_t> ne) {
+  std::string s = "[";
+  bool first = true;
+  for (int64_t v : ne) {
+    s += (first ? "" : ", ") + std::to_string(v);
+    first = false;
+  }
+  return s + "]";
+}
+
+double gib(uint64_t b) { return static_cast<double>(b) / (1024.0 * 1024.0 * 1024.0); }
+
+}  // namespace
+
+Model::Model(gguf::File file) : file_(std::move(file)) {}
+
+std::shared_ptr<Model> Model::load(const std::string& path, const LoadOptions& opts) {
+  auto model = std::make_shared<Model>(gguf::File::open(path));
+  model->read_config();
+  model->bind_weights();
+  if (opts.print_plan) {
+    const ModelConfig& c = model->config_;
+    std::fprintf(stderr, "tessera: model %s (%s): %lld layers, embd %lld, heads %lld/%lld x %lld, vocab %lld",
+                 model->type_description().c_str(), path.c_str(), (long long)c.n_layer, (long long)c.n_embd,
+                 (long long)c.n_head, (long long)c.n_head_kv, (long long)c.head_dim, (long long)c.n_vocab);
+    if (c.n_expert > 0)
+      std::fprintf(stderr, ", %lld experts (top %lld, ffn %lld)", (long long)c.n_expert,
+                   (long long)c.n_expert_used, (long long)c.n_ff_exp);
+    else
+      std::fprintf(stderr, ", ffn %lld", (long long)c.n_ff);
+    std::fprintf(stderr, "\ntessera: memory plan: weights %.3f GiB mmap'd zero-copy (%.3f B params)%s\n",
+                 gib(model->weight_bytes_), static_cast<double>(model->n_params_) * 1e-9,
+                 model->weights_.tied_output ? ", output tied to token_embd" : "");
+  }
+  return model;
+}
+
+void Model::read_config() {
+  const gguf::File& f = file_;
+  ModelConfig& c = config_;
+  c.arch = f.get_string("general.architecture");
+  if (c.arch != "qwen3moe" && c.arch != "qwen3" && c.arch != "qwen2")
+    throw_error("{}: architecture '{}' is not supported (qwen3moe, qwen3, qwen2)", f.path(), c.arch);
+  const std::string p = c.arch + ".";
+  c.n_embd = f.get_int(p + "embedding_length");
+  c.n_layer = f.get_int(p + "block_count");
+  c.n_head = f.get_int(p + "attention.head_count");
+  c.n_head_kv = f.get_int_or(p + "attention.head_count_kv", c.n_head);
+  if (c.n_embd <= 0 || c.n_layer <= 0 || c.n_head <= 0 || c.n_head_kv <= 0 || c.n_head % c.n_head_kv != 0)
+    throw_error("{}: bad attention shape (embd {}, layers {}, heads {}, kv heads {})", f.path(), c.n_embd,
+                c.n_layer, c.n_head, c.n_head_kv);
+  c.head_dim = f.get_int_or(p + "attention.key_length", c.n_embd / c.n_head);
+  const int64_t v_dim = f.get_int_or(p + "attention.value_length", c.head_dim);
+  if (c.head_dim <= 0 || c.head_dim % 2 != 0 || c.head_dim > 1024 || v_dim != c.head_dim)
+    throw_error("{}: unsupported head dims (key {}, value {})", f.path(), c.head_dim, v_dim);
+  c.n_ff = f.get_int_or(p + "feed_forward_length", 0);
+  c.n_expert = f.get_int_or(p + "expert_count", 0);
+  c.n_expert_used = f.get_int_or(p + "expert_used_count", 0);
+  c.n_ff_exp = f.get_int_or(p + "expert_feed_forward_length", 0);
+  c.n_ctx_train = f.get_int_or(p + "context_length", 0);
+  c.rope_base = f.get_float_or(p + "rope.freq_base", 10000.0);
+  c.eps = f.get_float(p + "attention.layer_norm_rms_epsilon");
+  if (c.arch == "qwen3moe") {
+    if (c.n_expert <= 0 || c.n_expert_used <= 0 || c.n_expert_used > c.n_expert || c.n_expert_used > 64)
+      throw_error("{}: bad expert counts ({} experts, {} used)", f.path(), c.n_expert, c.n_expert_used);
+    if (c.n_ff_exp <= 0) {  // older files: take it from the tensor
+      const gguf::TensorInfo* t = f.find_tensor("blk.0.ffn_gate_exps.weight");
+      if (t) c.n_ff_exp = t->ne[1];
+    }
+  } else {
+    c.n_expert = c.n_expert_used = 0;
+  }
+  const gguf::TensorInfo& emb = f.tensor("token_embd.weight");
+  c.n_vocab = emb.ne[1];
+}
+
+const float* Model::f32_vector(const std::string& name, int64_t n, bool required) {
+  const gguf::TensorInfo* t = file_.find_tensor(name);
+  if (!t) {
+    if (required) throw_error("{}: missing tensor '{}' (needed by {})", file_.path(), name, config_.arch);
+    return nullptr;
+  }
+  if (t->n_elements() != n || t->ne[0] != n)
+    throw_error("{}: tensor '{}' has shape {} but {} needs {}", file_.path(), name, shape_str(t->ne, t->n_dims),
+                config_.arch, shape_str({n}));
+  if (t->type == GgmlType::F32) return reinterpret_cast<const float*>(t->data);
+  owned_.emplace_back(static_cast<size_t>(n));
+  dequantize_row(t->type, t->data, owned_.back().data(), n);
+  return owned_.back().data();
+}
+
+void Model::bind_weights() {
+  const ModelConfig& c = config_;
+  const std::string& path = file_.path();
+  auto find = [&](const std::string& name) -> const gguf::TensorInfo& {
+    const gguf::TensorInfo* t = file_.find_tensor(name);
+    if (!t) throw_error("{}: missing tensor '{}' (needed by {})", path, name, c.arch);
+    return *t;
+  };
+  auto check = [&](const gguf::TensorInfo& t, std::initializer_list<int64_t> want) {
+    std::array<int64_t, 4> ne = {1, 1, 1, 1};
+    size_t i = 0;
+    for (int64_t v : want) ne[i++] = v;
+    if (t.ne != ne)
+      throw_error("{}: tensor '{}' has shape {} but {} needs {}", path, t.name, shape_str(t.ne, t.n_dims), c.arch,
+                  shape_str(want));
+  };
+  auto matrix = [&](const std::string& name, int64_t n_in, int64_t n_out) {
+    const gguf::TensorInfo& t = find(name);
+    check(t, {n_in, n_out});
+    return ops::WeightView{t.type, t.data, n_in, n_out, t.row_bytes()};
+  };
+  auto experts = [&](const std::string& name, int64_t n_in, int64_t n_out) {
+    const gguf::TensorInfo& t = find(name);
+    check(t, {n_in, n_out, c.n_expert});
+    ExpertWeights e;
+    e.first = ops::WeightView{t.type, t.data, n_in, n_out, t.row_bytes()};
+    e.stride = t.row_bytes() * static_cast<size_t>(n_out);
+    return e;
+  };
+
+  const int64_t q_dim = c.n_head * c.head_dim, kv_dim = c.n_head_kv * c.head_dim;
+  ModelWeights& w = weights_;
+  w.token_embd = &find("token_embd.weight");
+  check(*w.token_embd, {c.n_embd, c.n_vocab});
+  if (!has_decoder(w.token_embd->type))
+    throw_error("{}: tensor 'token_embd.weight' has type {} which has no decoder", path, type_name(w.token_embd->type));
+  w.output_norm = f32_vector("output_norm.weight", c.n_embd, true);
+  if (file_.find_tensor("output.weight")) {
+    w.output = matrix("output.weight", c.n_embd, c.n_vocab);
+  } else {
+    w.tied_output = true;
+    w.output = ops::WeightView{w.token_embd->type, w.token_embd->data, c.n_embd, c.n_vocab, w.token_embd->row_bytes()};
+  }
+  if (c.arch == "qwen2") w.output_bias = f32_vector("output.bias", c.n_vocab, false);
+
+  w.layers.resize(static_cast<size_t>(c.n_layer));
+  for (int64_t i = 0; i < c.n_layer; ++i) {
+    const std::string b = "blk." + std::to_string(i) + ".";
+    LayerWeights& L = w.layers[static_cast<size_t>(i)];
+    L.attn_norm = f32_vector(b + "attn_norm.weight", c.n_embd, true);
+    L.wq = matrix(b + "attn_q.weight", c.n_embd, q_dim);
+    L.wk = matrix(b + "attn_k.weight", c.n_embd, kv_dim);
+    L.wv = matrix(b + "attn_v.weight", c.n_embd, kv_dim);
+    L.wo = matrix(b + "attn_output.weight", q_dim, c.n_embd);
+    if (c.arch == "qwen2") {
+      L.bq = f32_vector(b + "attn_q.bias", q_dim, true);
+      L.bk = f32_vector(b + "attn_k.bias", kv_dim, true);
+      L.bv = f32_vector(b + "attn_v.bias", kv_dim, true);
+    } else {
+      L.q_norm = f32_vector(b + "attn_q_norm.weight", c.head_dim, true);
+      L.k_norm = f32_vector(b + "attn_k_norm.weight", c.head_dim, true);
+    }
+    L.ffn_norm = f32_vector(b + "ffn_norm.weight", c.n_embd, true);
+    if (c.arch == "qwen3moe") {
+      L.router = matrix(b + "ffn_gate_inp.weight", c.n_embd, c.n_expert);
+      L.gate_exps = experts(b + "ffn_gate_exps.weight", c.n_embd, c.n_ff_exp);
+      L.up_exps = experts(b + "ffn_up_exps.weight", c.n_embd, c.n_ff_exp);
+      L.down_exps = experts(b + "ffn_down_exps.weight", c.n_ff_exp, c.n_embd);
+    } else {
+      if (c.n_ff <= 0) throw_error("{}: missing or bad {}.feed_forward_length", path, c.arch);
+      L.ffn_gate = matrix(b + "ffn_gate.weight", c.n_embd, c.n_ff);
+      L.ffn_up = matrix(b + "ffn_up.weight", c.n_embd, c.n_ff);
+      L.ffn_down = matrix(b + "ffn_down.weight", c.n_ff, c.n_embd);
+    }
+  }
+  for (const gguf::TensorInfo& t : file_.tensors()) {
+    weight_bytes_ += t.nbytes;
+    n_params_ += static_cast<uint64_t>(t.n_elements());
+  }
+}
+
+const tok::Tokenizer& Model::tokenizer() const {
+  std::call_once(tok_once_, [this] {
+    tokenizer_ = std::make_unique<tok::Tokenizer>(tok::Tokenizer::from_gguf(file_));
+  });
+  return *tokenizer_;
+}
+
+std::string Model::size_label() const {
+  const ModelConfig& c = config_;
+  if (c.arch == "qwen3moe") {
+    if (c.n_layer == 48) return "30B.A3B";
+    if (c.n_layer == 94) return "235B.A22B";
+  } else if (c.arch == "qwen3") {
+    static const std::map<std::pair<int64_t, int64_t>, const char*> k = {
+        {{28, 1024}, "0.6B"}, {{28, 2048}, "1.7B"}, {{36, 2560}, "4B"}, {{36, 4096}, "8B"}, {{40, 5120}, "14B"},
+        {{64, 5120}, "32B"}};
+    if (auto it = k.find({c.n_layer, c.n_embd}); it != k.end()) return it->second;
+  } else if (c.arch == "qwen2") {
+    static const std::map<std::pair<int64_t, int64_t>, const char*> k = {
+        {{24, 896}, "0.5B"}, {{28, 1536}, "1.5B"}, {{36, 2048}, "3B"}, {{28, 3584}, "7B"}, {{48, 5120}, "14B"},
+        {{64, 5120}, "32B"}, {{80, 8192}, "72B"}};
+    if (auto it = k.find({c.n_layer, c.n_embd}); it != k.end()) return it->second;
+  }
+  return "?B";
+}
+
+std::string Model::ftype_name() const {
+  // llama_ftype values as stored in general.file_type, with llama.cpp's descriptions.
+  static const std::map<int64_t, const char*> names = {
+      {0, "all F32"}, {1, "F16"}, {2, "Q4_0"}, {3, "Q4_1"}, {7, "Q8_0"}, {8, "Q5_0"}, {9, "Q5_1"},
+      {10, "Q2_K - Medium"}, {11, "Q3_K - Small"}, {12, "Q3_K - Medium"}, {13, "Q3_K - Large"},
+      {14, "Q4_K - Small"}, {15, "Q4_K - Medium"}, {16, "Q5_K - Small"}, {17, "Q5_K - Medium"}, {18, "Q6_K"},
+      {19, "IQ2_XXS - 2.0625 bpw"}, {20, "IQ2_XS - 2.3125 bpw"}, {21, "Q2_K - Small"}, {22, "IQ3_XS - 3.3 bpw"},
+      {23, "IQ3_XXS - 3.0625 bpw"}, {24, "IQ1_S - 1.5625 bpw"}, {25, "IQ4_NL - 4.5 bpw"},
+      {26, "IQ3_S - 3.4375 bpw"}, {27, "IQ3_S mix - 3.66 bpw"}, {28, "IQ2_S - 2.5 bpw"}, {29, "IQ2_M - 2.7 bpw"},
+      {30, "IQ4_XS - 4.25 bpw"}, {31, "IQ1_M - 1.75 bpw"}, {32, "BF16"}, {36, "TQ1_0 - 1.69 bpw ternary"},
+      {37, "TQ2_0 - 2.06 bpw ternary"}, {38, "MXFP4 MoE"}};
+  if (const gguf::MetaValue* v = file_.find("general.file_type"); v && v->type != gguf::ValueType::STRING &&
+                                                                   v->type != gguf::ValueType::ARRAY) {
+    if (auto it = names.find(file_.get_int("general.file_type")); it != names.end()) return it->second;
+  }
+  // No (known) file type: name the type holding most of the bytes.
+  std::map<GgmlType, uint64_t> bytes;
+  for (const gguf::TensorInfo& t : file_.tensors()) bytes[t.type] += t.nbytes;
+  GgmlType best = GgmlType::F32;
+  uint64_t most = 0;
+  for (auto& [t, b] : bytes)
+    if (b > most) most = b, best = t;
+  std::string n(type_name(best));
+  for (char& ch : n) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+  return n + " (guessed)";
+}
+
+std::string Model::type_description() const { return config_.arch + " " + size_label() + " " + ftype_name(); }
+
+}  // namespace tessera::engine

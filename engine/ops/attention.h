@@ -1,0 +1,47 @@
+// Causal attention of a batch of query tokens over an f16 KV cache stored in blocks (layout in
+// engine/kv/kv_cache.h), with an online softmax: no score matrix, one pass over each key block.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+#include "engine/core/thread_pool.h"
+
+namespace tessera::ops {
+
+struct AttentionArgs {
+  int64_t n_tokens = 0;
+  int n_head = 0, n_head_kv = 0, head_dim = 0;
+  float scale = 1.0f;                       // applied to q·k (1/sqrt(head_dim))
+  const float* q = nullptr;                 // [n_tokens][q_stride], heads of head_dim, RoPE applied
+  int64_t q_stride = 0;
+  float* out = nullptr;                     // [n_tokens][out_stride], heads of head_dim
+  int64_t out_stride = 0;
+  const int32_t* pos = nullptr;             // [n_tokens] a token sees keys at positions [0, pos]
+  const int32_t* const* block_table = nullptr;  // [n_tokens] block ids of the token's sequence
+  const uint16_t* k_cache = nullptr;        // this layer's K blocks: block b at b * block_elems
+  const uint16_t* v_cache = nullptr;        // this layer's V blocks
+  size_t block_elems = 0;                   // halves per block (all KV heads)
+};
+
+// Query head h uses KV head h / (n_head / n_head_kv). Threads split over (tokens, KV heads).
+void attention(const AttentionArgs& args, ThreadPool& pool);
+
+namespace detail {
+
+constexpr int kMaxRows = 16;  // query rows scored together against one KV head
+
+// Up to kMaxRows query rows (tokens x heads) that share one KV head of one sequence.
+struct AttnRows {
+  int n_rows = 0;
+  const float* q[kMaxRows];
+  float* out[kMaxRows];
+  int32_t last[kMaxRows];  // highest key position the row may see
+  const int32_t* blocks = nullptr;
+  int kv_head = 0;
+};
+
+void attend_rows_generic(const AttentionArgs& a, const AttnRows& rows);
+void attend_rows_avx512(const AttentionArgs& a, const AttnRows& rows);  // head_dim % 16 == 0, <= 256
+
+}  // namespace detail
+}  // namespace tessera::ops

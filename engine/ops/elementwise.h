@@ -1,0 +1,35 @@
+// Small f32 ops of the forward pass: RMSNorm, NEOX RoPE, SwiGLU, softmax, top-k. Row-wise and cheap
+// next to the matmuls; shapes are given per call.
+#pragma once
+#include <cstdint>
+
+namespace tessera::ops {
+
+// y = x / sqrt(mean(x^2) + eps) * w for each of n_rows rows of n values (sum of squares in double,
+// as llama.cpp). x and y may alias. w may be nullptr (no weight).
+void rmsnorm(const float* x, int64_t x_stride, float* y, int64_t y_stride, const float* w, int64_t n_rows,
+             int64_t n, double eps);
+
+// RoPE angle table for a batch: cos/sin [n_tokens][head_dim/2] with theta_i = pos * base^(-2i/head_dim).
+void rope_table(const int32_t* pos, int64_t n_tokens, int64_t head_dim, double base, float* cos_out,
+                float* sin_out);
+
+// NEOX RoPE in place on n_heads heads of one token (x: [n_heads][head_dim]), rotating pairs (i, i + d/2):
+// y[i] = x[i] cos - x[i+d/2] sin, y[i+d/2] = x[i] sin + x[i+d/2] cos.
+void rope_neox(float* x, int64_t n_heads, int64_t head_dim, const float* cos, const float* sin);
+
+// g[i] = silu(g[i]) * u[i], silu(a) = a / (1 + e^-a).
+void swiglu(float* g, const float* u, int64_t n);
+
+// In-place softmax of n values (max subtracted, sum in double).
+void softmax(float* x, int64_t n);
+
+// Indices of the k largest of n values, largest first (lower index first on ties).
+void top_k(const float* x, int64_t n, int k, int32_t* idx);
+
+// y[i] += x[i]
+void add(float* y, const float* x, int64_t n);
+// y[i] += a * x[i]
+void axpy(float* y, float a, const float* x, int64_t n);
+
+}  // namespace tessera::ops
