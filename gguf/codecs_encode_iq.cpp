@@ -95,7 +95,7 @@ void pack_nl(const float* x, float d, uint8_t* qs) {
 
 void encode_iq4_nl(const float* x, block_iq4_nl* y, int64_t nb) {
   for (int64_t i = 0; i < nb; ++i, x += QK4_NL) {
-    y[i].d = fp32_to_fp16(fit_nl(x, kUnitWeights));
+    y[i].d = fp16_saturating(fit_nl(x, kUnitWeights));
     pack_nl(x, fp16_to_fp32(y[i].d), y[i].qs);
   }
 }
@@ -110,7 +110,7 @@ void encode_iq4_xs(const float* x, block_iq4_xs* y, int64_t nb) {
       if (std::fabs(scales[ib]) > std::fabs(scales[best])) best = ib;
     }
     const float d = -scales[best] / 32;  // the largest |scale| becomes level -32
-    y[i].d = fp32_to_fp16(d);
+    y[i].d = fp16_saturating(d);
     const float dq = fp16_to_fp32(y[i].d);
     const float id = d != 0 ? 1 / d : 0;
     y[i].scales_h = 0;

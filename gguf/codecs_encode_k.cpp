@@ -146,7 +146,8 @@ void requantize_affine(const float* x, int n, float d, float dm, int nmax, uint8
     std::memset(L, 0, static_cast<size_t>(n));
     return;
   }
-  for (int i = 0; i < n; ++i) L[i] = static_cast<uint8_t>(round_even(clampf((x[i] + dm) / d, 0.0f, static_cast<float>(nmax))));
+  const float id = 1 / d;
+  for (int i = 0; i < n; ++i) L[i] = static_cast<uint8_t>(round_even(clampf((x[i] + dm) * id, 0.0f, static_cast<float>(nmax))));
 }
 
 // Squared error of one group decoded as d*L - dm with L re-rounded for those scales (n % 8 == 0).
@@ -235,8 +236,8 @@ void encode_k4_like(const float* x, int nmax, float rmin, float rdelta, int nste
     ls[j] = clamp_int(nearest_int(inv_scale * scales[j]), 0, 63);
     lm[j] = clamp_int(nearest_int(inv_min * mins[j]), 0, 63);
   }
-  *d_out = fp32_to_fp16(max_scale / 63);
-  *dmin_out = fp32_to_fp16(max_min / 63);
+  *d_out = fp16_saturating(max_scale / 63);
+  *dmin_out = fp16_saturating(max_min / 63);
   const float d = fp16_to_fp32(*d_out), dmin = fp16_to_fp32(*dmin_out);
   for (int j = 0; j < 8; ++j) refine_scale_min(x + 32 * j, 32, d, dmin, nmax, 63, &ls[j], &lm[j]);
   pack_k4_scales(ls, lm, scale_bytes);
@@ -285,14 +286,13 @@ void encode_q6_K(const float* x, block_q6_K* y, int64_t nb) {
       continue;
     }
     const float iscale = -128 / max_scale;  // the largest |scale| becomes -128
-    y[i].d = fp32_to_fp16(1 / iscale);
+    y[i].d = fp16_saturating(1 / iscale);
     const float d = fp16_to_fp32(y[i].d);
     for (int k = 0; k < 16; ++k) {
       const int code = clamp_int(nearest_int(iscale * scales[k]), -128, 127);
       y[i].scales[k] = static_cast<int8_t>(refine_scale(x + 16 * k, 16, d, -32, 31, -128, 127, code));
-      const float dl = d * y[i].scales[k];
-      for (int j = 0; j < 16; ++j)
-        L[16 * k + j] = dl == 0 ? 32 : static_cast<int>(round_even(clampf(x[16 * k + j] / dl, -32, 31))) + 32;
+      const float dl = d * y[i].scales[k], idl = dl != 0 ? 1 / dl : 0;
+      for (int j = 0; j < 16; ++j) L[16 * k + j] = static_cast<int>(round_even(clampf(x[16 * k + j] * idl, -32, 31))) + 32;
     }
     for (int h = 0; h < 2; ++h) {
       const int* Lh = L + 128 * h;
@@ -319,7 +319,7 @@ void encode_q3_K(const float* x, block_q3_K* y, int64_t nb) {
     float d = 0;
     if (std::fabs(max_scale) >= kTinyGroup) {
       const float iscale = -32 / max_scale;
-      y[i].d = fp32_to_fp16(1 / iscale);
+      y[i].d = fp16_saturating(1 / iscale);
       d = fp16_to_fp32(y[i].d);
       for (int k = 0; k < 16; ++k)
         sc[k] = refine_scale(x + 16 * k, 16, d, -4, 3, -32, 31, clamp_int(nearest_int(iscale * scales[k]), -32, 31));
@@ -330,9 +330,8 @@ void encode_q3_K(const float* x, block_q3_K* y, int64_t nb) {
       const int v = sc[k] + 32;  // stored 0..63: low 4 bits in nibble k/8 of byte k%8, high 2 bits in byte 8+k%4
       y[i].scales[k % 8] |= static_cast<uint8_t>((v & 15) << (4 * (k / 8)));
       y[i].scales[8 + k % 4] |= static_cast<uint8_t>((v >> 4) << (2 * (k / 4)));
-      const float dl = d * sc[k];
-      for (int j = 0; j < 16; ++j)
-        L[16 * k + j] = dl == 0 ? 4 : static_cast<int>(round_even(clampf(x[16 * k + j] / dl, -4, 3))) + 4;
+      const float dl = d * sc[k], idl = dl != 0 ? 1 / dl : 0;
+      for (int j = 0; j < 16; ++j) L[16 * k + j] = static_cast<int>(round_even(clampf(x[16 * k + j] * idl, -4, 3))) + 4;
     }
     // value v: low 2 bits at shift 2*((v%128)/32) of qs[32*(v/128) + v%32]; bit 2 in hmask[v%32] bit v/32
     for (int v = 0; v < QK_K; ++v) {
@@ -352,8 +351,8 @@ void encode_q2_K(const float* x, block_q2_K* y, int64_t nb) {
     }
     const float max_scale = max_of(scales, 16), max_min = max_of(mins, 16);
     const float inv_scale = max_scale > 0 ? 15 / max_scale : 0, inv_min = max_min > 0 ? 15 / max_min : 0;
-    y[i].d = fp32_to_fp16(max_scale / 15);
-    y[i].dmin = fp32_to_fp16(max_min / 15);
+    y[i].d = fp16_saturating(max_scale / 15);
+    y[i].dmin = fp16_saturating(max_min / 15);
     const float d = fp16_to_fp32(y[i].d), dmin = fp16_to_fp32(y[i].dmin);
     for (int k = 0; k < 16; ++k) {
       int ls = clamp_int(nearest_int(inv_scale * scales[k]), 0, 15);

@@ -29,8 +29,9 @@ inline float clampf(float v, float lo, float hi) {
 // Rounds to the nearest integer, ties to even, as a float; exact for |v| < 2^22 (callers clamp first).
 inline float round_even(float v) { return (v + 12582912.0f) - 12582912.0f; }
 
-// Rounds a scale through fp16 storage: the value the decoder will see.
-inline float via_fp16(float v) { return fp16_to_fp32(fp32_to_fp16(v)); }
+// fp16 of a scale, saturating at +-65504 instead of overflowing to inf (finite input never decodes to
+// inf; only the searching encoders use it, the byte-identical ones keep ggml's plain conversion).
+inline uint16_t fp16_saturating(float v) { return fp32_to_fp16(std::fmin(std::fmax(v, -65504.0f), 65504.0f)); }
 
 // Without an importance matrix every value counts the same: the fits minimize plain squared error,
 // which is what NMSE measures. (ggml's heuristic weights, x^2 or rms+|x|, measured 1-20% worse on the

@@ -260,6 +260,18 @@ TEST(Codecs, RoundTripHugeTinyAndMixedMagnitudes) {
   }
 }
 
+TEST(Codecs, SearchingEncodersSaturateScalesBeyondFp16) {
+  // Values far beyond fp16 range: the K-quant / IQ4 scales saturate instead of overflowing to inf
+  // (the simple types keep ggml's behaviour, which overflows, and F16 cannot hold such values).
+  std::mt19937 rng(5);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> x(512);
+  for (float& v : x) v = 1e9f * normal(rng);
+  for (GgmlType t : {GgmlType::Q2_K, GgmlType::Q3_K, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K,
+                     GgmlType::IQ4_NL, GgmlType::IQ4_XS, GgmlType::MXFP4, GgmlType::BF16, GgmlType::Q8_K})
+    round_trip(t, x);
+}
+
 TEST(Codecs, Q8KRoundTripAndBlockSums) {
   std::mt19937 rng(7);
   std::normal_distribution<float> normal(0.0f, 1.0f);
