@@ -1,9 +1,42 @@
-// Registration of the SIMD CPU kernels (this file is compiled for baseline x86-64; the kernels it
-// names live in *_avx2.cpp / *_avx512.cpp / *_scalar.cpp and are only called when supports() says so).
+// Registration of the SIMD and scalar CPU kernels. This file is compiled for baseline x86-64; the
+// kernels it names live in *_avx512.cpp / *_avxvnni.cpp / *_avx2.cpp / *_scalar.cpp and only run after
+// their supports() has checked the CPU. One line per kernel.
 #include "engine/ops/registry.h"
+#include "kernels/cpu/cpu_kernels.h"
 
 namespace tessera::ops {
 
-void register_cpu_kernels(KernelRegistry&) {}
+namespace {
+
+bool any_cpu(const MatmulKernel&, const MatmulShape&, const CpuCaps&) { return true; }
+bool avx2(const MatmulKernel&, const MatmulShape&, const CpuCaps& c) { return c.has_avx2(); }
+bool avxvnni(const MatmulKernel&, const MatmulShape&, const CpuCaps& c) { return c.has_avx2() && c.avx_vnni; }
+bool avx512(const MatmulKernel&, const MatmulShape&, const CpuCaps& c) { return c.has_avx512(); }
+bool avx512_bf16(const MatmulKernel&, const MatmulShape&, const CpuCaps& c) {
+  return c.has_avx512() && c.avx512_bf16;
+}
+
+bool is_float(GgmlType t) { return t == GgmlType::F32 || t == GgmlType::F16 || t == GgmlType::BF16; }
+
+}  // namespace
+
+void register_cpu_kernels(KernelRegistry& r) {
+  // Priorities: avx512 fused gemv 40 > avx512 30 > avxvnni 20 > avx2 15 > scalar 10 > ref 0.
+  for (GgmlType t : matmul_weight_types()) {
+    for (Op op : {Op::Gemv, Op::Gemm}) {
+      if (is_float(t)) {
+        r.add(op, Backend::Cpu, t, "avx512", 30, 4, avx512, gemm_float_avx512);
+        r.add(op, Backend::Cpu, t, "avx2", 15, 4, avx2, gemm_float_avx2);
+        r.add(op, Backend::Cpu, t, "scalar", 10, 4, any_cpu, gemm_float_scalar);
+      } else {
+        r.add(op, Backend::Cpu, t, "avx512", 30, 16, avx512, gemm_q8_tiles_avx512);
+        r.add(op, Backend::Cpu, t, "avxvnni", 20, 8, avxvnni, gemm_q8_tiles_avxvnni);
+        r.add(op, Backend::Cpu, t, "avx2", 15, 8, avx2, gemm_q8_tiles_avx2);
+        r.add(op, Backend::Cpu, t, "scalar", 10, 8, any_cpu, gemm_q8_tiles_scalar);
+      }
+    }
+  }
+  (void)avx512_bf16;
+}
 
 }  // namespace tessera::ops

@@ -1,0 +1,27 @@
+// Entry points of the SIMD / scalar CPU matmul kernels (one function per kernel family and ISA).
+// Only register_cpu.cpp calls these, and only through the registry after supports() has checked the CPU.
+#pragma once
+#include "engine/ops/kernel_args.h"
+
+namespace tessera::ops {
+
+// Quantized weights, int8 dot products on unpacked row tiles (every quantized type).
+void gemm_q8_tiles_avx512(const MatmulArgs& a);
+void gemm_q8_tiles_avxvnni(const MatmulArgs& a);
+void gemm_q8_tiles_avx2(const MatmulArgs& a);
+void gemm_q8_tiles_scalar(const MatmulArgs& a);
+
+// F32 / F16 / BF16 weights with f32 / f16 / bf16 activations, f32 accumulation.
+void gemm_float_avx512(const MatmulArgs& a);
+void gemm_float_avx2(const MatmulArgs& a);
+void gemm_float_scalar(const MatmulArgs& a);
+
+// Fused single-token kernels that decode and dot in registers (memory-bound decode).
+void gemv_q4_K_avx512(const MatmulArgs& a);
+void gemv_q6_K_avx512(const MatmulArgs& a);
+void gemv_q5_K_avx512(const MatmulArgs& a);
+void gemv_q8_0_avx512(const MatmulArgs& a);
+void gemv_iq4_nl_avx512(const MatmulArgs& a);
+void gemv_q5_0_avx512(const MatmulArgs& a);
+
+}  // namespace tessera::ops

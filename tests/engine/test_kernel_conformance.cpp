@@ -1,0 +1,232 @@
+// Conformance sweep: every registered kernel whose supports() is true on this CPU runs against its
+// type's reference kernel (same prepared activations, so the budget is tight) over real model shapes
+// and small odd shapes, split into row chunks the way ops::matmul splits them; and against a float64
+// product with unquantized activations (a looser, per-activation-type budget). Prints an NMSE table.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdio>
+#include <map>
+#include <vector>
+
+#include "engine/core/thread_pool.h"
+#include "engine/ops/matmul.h"
+#include "engine/ops/registry.h"
+#include "gguf/codecs.h"
+#include "kernels/ref/act_quant.h"
+#include "kernels/ref/random_weights.h"
+
+namespace tessera::ops {
+namespace {
+
+struct Shape {
+  int64_t n_in, n_out, n_tokens;
+};
+
+// Activations prepared as ops::matmul prepares them.
+struct Acts {
+  std::vector<int8_t> qs;
+  std::vector<float> d;
+  std::vector<int32_t> s;
+  std::vector<uint16_t> h16;
+  PreparedActs p;
+};
+
+void prepare(ActType type, const std::vector<float>& x, int64_t n_in, int64_t n_tokens, Acts& a) {
+  const size_t n = static_cast<size_t>(n_in * n_tokens);
+  a.qs.assign(n, 0);
+  a.d.assign(n / 32 + 1, 0.0f);
+  a.s.assign(n / 16 + 1, 0);
+  a.h16.assign(n, 0);
+  quantize_activations(type, x.data(), n_in, n_in, 0, n_tokens, a.qs.data(), a.d.data(), a.s.data(), a.h16.data());
+  a.p = PreparedActs{};
+  a.p.type = type;
+  a.p.n_tokens = n_tokens;
+  a.p.n_in = n_in;
+  a.p.f32 = x.data();
+  a.p.f32_stride = n_in;
+  a.p.h16 = a.h16.data();
+  a.p.qs = a.qs.data();
+  a.p.d = a.d.data();
+  a.p.s = a.s.data();
+}
+
+// Runs kernel k over all rows in chunks of `chunk` rows (the last one shorter). y: [n_tokens][y_stride].
+void run_kernel(const MatmulKernel& k, const WeightView& w, const PreparedActs& x, float* y, int64_t y_stride,
+                int64_t chunk) {
+  for (int64_t r = 0; r < w.n_out; r += chunk) {
+    MatmulArgs a;
+    a.w = &w;
+    a.x = &x;
+    a.y = y;
+    a.y_stride = y_stride;
+    a.row_begin = r;
+    a.row_end = std::min(w.n_out, r + chunk);
+    k.run(a);
+  }
+}
+
+double nmse(const float* got, const double* want, size_t n) {
+  double num = 0, den = 0;
+  for (size_t i = 0; i < n; ++i) {
+    num += (got[i] - want[i]) * (got[i] - want[i]);
+    den += want[i] * want[i];
+  }
+  return den > 0 ? num / den : num;
+}
+
+// Budget against the reference kernel with the same activations (only summation order differs).
+double same_act_budget(GgmlType t) {
+  return (t == GgmlType::F32 || t == GgmlType::F16 || t == GgmlType::BF16) ? 1e-10 : 1e-9;
+}
+
+// Budget against float64 with unquantized activations (activation rounding dominates).
+double f32_act_budget(ActType a) {
+  switch (a) {
+    case ActType::F32: return 1e-10;
+    case ActType::F16: return 1e-6;
+    case ActType::BF16: return 1e-4;
+    case ActType::Q8_0: case ActType::Q8_1: return 1e-3;
+    case ActType::Q8_K: return 3e-3;
+  }
+  return 0;
+}
+
+struct Worst {
+  double vs_ref = 0, vs_f64 = 0;
+  int cases = 0;
+};
+std::map<std::string, Worst>& report() {
+  static std::map<std::string, Worst> r;
+  return r;
+}
+
+std::vector<Shape> shapes_for(GgmlType t) {
+  const int64_t blk = type_traits(t).block_size == 1 ? 32 : type_traits(t).block_size;
+  std::vector<Shape> s = {
+      {2048, 768, 1}, {2048, 768, 5}, {768, 2048, 1}, {768, 2048, 5},  // expert gate/up and down
+      {2048, 4096, 1}, {2048, 1000, 1}, {2048, 1000, 2},              // attention q, a small vocab head
+  };
+  if (t == GgmlType::Q8_0 || t == GgmlType::Q4_K || t == GgmlType::IQ4_NL) s.push_back({2048, 768, 33});
+  for (int64_t n_out : {1, 3, 17})
+    for (int64_t n_tok : {1, 2, 5, 33}) s.push_back({blk, n_out, n_tok});
+  if (type_traits(t).block_size == 1) s.push_back({17, 5, 3});  // float types: any row length
+  return s;
+}
+
+class Conformance : public ::testing::TestWithParam<GgmlType> {};
+
+TEST_P(Conformance, EveryKernelMatchesTheReference) {
+  const GgmlType t = GetParam();
+  const ActType act = activation_type_for(t);
+  const CpuCaps& caps = cpu_caps();
+  int64_t seed = 1;
+  for (const Shape& sh : shapes_for(t)) {
+    const auto wbytes = random_weight_rows(t, sh.n_out, sh.n_in, static_cast<uint64_t>(seed++));
+    const auto x = random_activations(sh.n_in * sh.n_tokens, static_cast<uint64_t>(seed++));
+    const WeightView w{t, wbytes.data(), sh.n_in, sh.n_out, row_bytes(t, sh.n_in)};
+    Acts acts;
+    prepare(act, x, sh.n_in, sh.n_tokens, acts);
+    const size_t ny = static_cast<size_t>(sh.n_out * sh.n_tokens);
+
+    // truths: the reference kernel on the same activations, and float64 on unquantized ones
+    const Op op = sh.n_tokens > 1 ? Op::Gemm : Op::Gemv;
+    const MatmulKernel* ref = find_kernel(op_key(op, t) + "_" + std::string(act_type_name(act)) + "_ref");
+    ASSERT_NE(ref, nullptr);
+    std::vector<float> yref(ny);
+    run_kernel(*ref, w, acts.p, yref.data(), sh.n_out, sh.n_out);
+    std::vector<double> yref_d(yref.begin(), yref.end());
+    std::vector<double> yf64(ny);
+    {
+      std::vector<float> row(static_cast<size_t>(sh.n_in));
+      for (int64_t o = 0; o < sh.n_out; ++o) {
+        dequantize_row(t, wbytes.data() + o * w.row_bytes, row.data(), sh.n_in);
+        for (int64_t tk = 0; tk < sh.n_tokens; ++tk) {
+          double s = 0;
+          for (int64_t i = 0; i < sh.n_in; ++i) s += static_cast<double>(row[i]) * x[tk * sh.n_in + i];
+          yf64[tk * sh.n_out + o] = s;
+        }
+      }
+    }
+
+    for (const MatmulKernel& k : matmul_kernels()) {
+      const MatmulShape ms{t, sh.n_in, sh.n_out, sh.n_tokens};
+      if (k.wtype != t || k.op != op || !kernel_supports(k, ms, caps)) continue;
+      // chunks as ops::matmul makes them: multiples of row_block, a shorter tail
+      const int64_t chunk = std::max<int64_t>(k.row_block, (sh.n_out / 3 + k.row_block - 1) / k.row_block * k.row_block);
+      std::vector<float> y(ny + 7, NAN);
+      run_kernel(k, w, acts.p, y.data(), sh.n_out, chunk);
+      for (size_t i = ny; i < y.size(); ++i) ASSERT_TRUE(std::isnan(y[i])) << k.name << " wrote past its output";
+      const double e_ref = nmse(y.data(), yref_d.data(), ny);
+      const double e_f64 = nmse(y.data(), yf64.data(), ny);
+      Worst& wr = report()[k.name];
+      wr.vs_ref = std::max(wr.vs_ref, e_ref);
+      if (sh.n_in >= 768) wr.vs_f64 = std::max(wr.vs_f64, e_f64);
+      ++wr.cases;
+      const std::string where = k.name + " n_in=" + std::to_string(sh.n_in) + " n_out=" + std::to_string(sh.n_out) +
+                                " n_tokens=" + std::to_string(sh.n_tokens);
+      EXPECT_LE(e_ref, same_act_budget(t)) << where;
+      // a handful of outputs of one short block is too noisy for a relative budget
+      if (sh.n_in >= 768) EXPECT_LE(e_f64, f32_act_budget(act)) << where;
+      for (size_t i = 0; i < ny; ++i) ASSERT_TRUE(std::isfinite(y[i])) << where << " at " << i;
+    }
+  }
+}
+
+// Through ops::matmul with each kernel forced by name: overrides reach dispatch, and several jobs
+// (one empty) in one call give the same answers as separate calls.
+TEST_P(Conformance, ForcedKernelsThroughMatmul) {
+  const GgmlType t = GetParam();
+  const CpuCaps& caps = cpu_caps();
+  ThreadPool pool(2);
+  const int64_t n_in = type_traits(t).block_size == 1 ? 96 : 512, n_out = 40;
+  const auto w1 = random_weight_rows(t, n_out, n_in, 5);
+  const auto w2 = random_weight_rows(t, n_out, n_in, 6);
+  const auto x = random_activations(n_in * 3, 7);
+  for (int64_t n_tok : {1, 3}) {
+    const Op op = n_tok > 1 ? Op::Gemm : Op::Gemv;
+    std::vector<float> want(static_cast<size_t>(n_out * n_tok));
+    clear_kernel_overrides();
+    set_kernel_override(op_key(op, t), "ref");
+    matmul(MatmulJob{WeightView{t, w2.data(), n_in, n_out, row_bytes(t, n_in)}, x.data(), n_in, n_tok, want.data(), n_out},
+           pool);
+    for (const MatmulKernel& k : matmul_kernels()) {
+      if (k.wtype != t || k.op != op || !kernel_supports(k, MatmulShape{t, n_in, n_out, n_tok}, caps)) continue;
+      set_kernel_override(op_key(op, t), k.name);
+      std::vector<float> y1(static_cast<size_t>(n_out * n_tok)), y2(y1.size());
+      std::vector<MatmulJob> jobs = {
+          {WeightView{t, w1.data(), n_in, n_out, row_bytes(t, n_in)}, x.data(), n_in, n_tok, y1.data(), n_out},
+          {WeightView{t, w1.data(), n_in, n_out, row_bytes(t, n_in)}, x.data(), n_in, 0, nullptr, n_out},
+          {WeightView{t, w2.data(), n_in, n_out, row_bytes(t, n_in)}, x.data(), n_in, n_tok, y2.data(), n_out}};
+      jobs[1].y = y1.data();
+      matmul(jobs, pool);
+      std::vector<double> wd(want.begin(), want.end());
+      EXPECT_LE(nmse(y2.data(), wd.data(), wd.size()), same_act_budget(t)) << k.name;
+    }
+  }
+  clear_kernel_overrides();
+}
+
+INSTANTIATE_TEST_SUITE_P(AllTypes, Conformance, ::testing::ValuesIn(matmul_weight_types()),
+                         [](const ::testing::TestParamInfo<GgmlType>& i) { return std::string(type_name(i.param)); });
+
+// After all tests: the NMSE table, and a check that every kernel supported here was exercised.
+class ReportTable : public ::testing::Environment {
+ public:
+  void TearDown() override {
+  std::printf("\n| kernel | cases | worst NMSE vs ref (same activations) | worst NMSE vs f64 (f32 activations, n_in >= 768) |\n");
+  std::printf("|---|---|---|---|\n");
+  for (const auto& [name, w] : report())
+    std::printf("| %s | %d | %.2e | %.2e |\n", name.c_str(), w.cases, w.vs_ref, w.vs_f64);
+  // every non-reference kernel that is supported here was exercised
+  for (const MatmulKernel& k : matmul_kernels()) {
+    const MatmulShape s{k.wtype, 256, 4, k.op == Op::Gemv ? 1 : 4};
+    if (kernel_supports(k, s, cpu_caps()) && !report().empty() && !report().count(k.name))
+      ADD_FAILURE() << k.name << " was not exercised by the sweep";
+  }
+  }
+};
+const auto* const kReport = ::testing::AddGlobalTestEnvironment(new ReportTable);
+
+}  // namespace
+}  // namespace tessera::ops
