@@ -272,6 +272,20 @@ TEST(Codecs, SearchingEncodersSaturateScalesBeyondFp16) {
     round_trip(t, x);
 }
 
+TEST(Codecs, NonFiniteInputDoesNotCrash) {
+  // Garbage in, garbage out, but no crash or undefined behaviour (run under UBSan to check).
+  std::vector<float> x(512, 0.5f);
+  x[3] = NAN;
+  x[300] = INFINITY;
+  x[301] = -INFINITY;
+  std::vector<uint8_t> q(4096);
+  std::vector<float> y(512);
+  for (GgmlType t : kAllEncoders) {
+    quantize_row(t, x.data(), q.data(), 512);
+    dequantize_row(t, q.data(), y.data(), 512);
+  }
+}
+
 TEST(Codecs, Q8KRoundTripAndBlockSums) {
   std::mt19937 rng(7);
   std::normal_distribution<float> normal(0.0f, 1.0f);
