@@ -1,7 +1,137 @@
-// tessera run (placeholder until its issue lands).
+// tessera run -m MODEL -p PROMPT [-n N] [sampling options] [-t N] [-c CTX]: generates text, streams
+// it to stdout, and ends with prompt and generation speed on stderr.
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <random>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "engine/context.h"
 #include "engine/core/error.h"
+#include "engine/generate.h"
+#include "engine/model/model.h"
+#include "tools/cli/args.h"
 #include "tools/cli/commands.h"
 
 namespace tessera::cli {
-int cmd_run(int, char**) { throw_error("'run' is not built yet"); }
+namespace {
+
+constexpr const char* kUsage =
+    "usage: tessera run -m MODEL (-p PROMPT | -f FILE | --random-prompt N) [options]\n"
+    "\n"
+    "  -n, --n-predict N      tokens to generate (default 128; -1: until end or context full)\n"
+    "  --temp T               temperature (default 0.8; <= 0: greedy)\n"
+    "  --top-k K              (default 40; 0: off)\n"
+    "  --top-p P              (default 0.95; 1: off)\n"
+    "  --min-p P              (default 0.05; 0: off)\n"
+    "  --repeat-penalty R     (default 1.0: off)\n"
+    "  --presence-penalty P   (default 0)\n"
+    "  --frequency-penalty F  (default 0)\n"
+    "  --repeat-last-n N      penalty window (default 64)\n"
+    "  --seed S               random seed (default: random)\n"
+    "  --stop S               stop string (repeatable)\n"
+    "  --ignore-eos           do not stop at end-of-generation tokens\n"
+    "  --no-special           special tokens in the prompt are plain text\n"
+    "  -t, --threads N        (default 2)\n"
+    "  -c, --ctx-size N       KV capacity in tokens (default 4096)\n"
+    "  -b, --batch-size N     prompt tokens per forward pass (default 512)\n"
+    "  --random-prompt N      N random token ids as the prompt (speed measurements)\n"
+    "  --depth D              evaluate D random tokens before the prompt (untimed context depth)\n";
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw_error("cannot open '{}'", path);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::vector<int32_t> random_tokens(int n, int32_t n_vocab, std::mt19937& rng) {
+  std::uniform_int_distribution<int32_t> dist(0, std::min<int32_t>(n_vocab, 100000) - 1);
+  std::vector<int32_t> ids(static_cast<size_t>(n));
+  for (int32_t& id : ids) id = dist(rng);
+  return ids;
+}
+
+}  // namespace
+
+int cmd_run(int argc, char** argv) {
+  Args args(argc, argv);
+  if (args.flag({"-h", "--help"})) {
+    std::fputs(kUsage, stdout);
+    return 0;
+  }
+  const std::string model_path = args.require({"-m", "--model"});
+  const auto prompt_arg = args.value({"-p", "--prompt"});
+  const auto file_arg = args.value({"-f", "--file"});
+  const int random_prompt = static_cast<int>(args.get_int({"--random-prompt"}, 0));
+  const int depth = static_cast<int>(args.get_int({"--depth"}, 0));
+  engine::GenerateParams gp;
+  gp.max_tokens = static_cast<int>(args.get_int({"-n", "--n-predict"}, 128));
+  engine::SamplerParams& sp = gp.sampler;
+  sp.temperature = static_cast<float>(args.get_double({"--temp", "--temperature"}, sp.temperature));
+  sp.top_k = static_cast<int>(args.get_int({"--top-k"}, sp.top_k));
+  sp.top_p = static_cast<float>(args.get_double({"--top-p"}, sp.top_p));
+  sp.min_p = static_cast<float>(args.get_double({"--min-p"}, sp.min_p));
+  sp.repeat_penalty = static_cast<float>(args.get_double({"--repeat-penalty"}, sp.repeat_penalty));
+  sp.presence_penalty = static_cast<float>(args.get_double({"--presence-penalty"}, sp.presence_penalty));
+  sp.frequency_penalty = static_cast<float>(args.get_double({"--frequency-penalty"}, sp.frequency_penalty));
+  sp.penalty_last_n = static_cast<int>(args.get_int({"--repeat-last-n"}, sp.penalty_last_n));
+  if (auto s = args.value({"--seed"})) {
+    try {
+      sp.seed = std::stoull(*s);
+    } catch (const std::exception&) {
+      throw_error("--seed: '{}' is not a number", *s);
+    }
+  }
+  gp.stop = args.values({"--stop"});
+  gp.stop_at_eog = !args.flag({"--ignore-eos"});
+  const bool no_special = args.flag({"--no-special"});
+  engine::ContextOptions co;
+  co.n_threads = static_cast<int>(args.get_int({"-t", "--threads"}, 2));
+  co.n_ctx = static_cast<int>(args.get_int({"-c", "--ctx-size"}, 4096));
+  co.n_batch = static_cast<int>(args.get_int({"-b", "--batch-size"}, 512));
+  args.finish();
+  if ((prompt_arg ? 1 : 0) + (file_arg ? 1 : 0) + (random_prompt > 0 ? 1 : 0) != 1)
+    throw_error("run: give exactly one of -p, -f or --random-prompt\n{}", kUsage);
+  if (depth < 0) throw_error("--depth must be >= 0");
+
+  auto model = engine::Model::load(model_path);
+  std::mt19937 rng(1234);
+  std::vector<int32_t> prompt;
+  if (random_prompt > 0) {
+    prompt = random_tokens(random_prompt, static_cast<int32_t>(model->config().n_vocab), rng);
+  } else {
+    prompt = model->tokenizer().encode(prompt_arg ? *prompt_arg : read_file(*file_arg), !no_special);
+    if (prompt.empty()) throw_error("the prompt has no tokens");
+  }
+  engine::Context ctx(model, co);
+  if (depth > 0) {
+    const auto t0 = std::chrono::steady_clock::now();
+    ctx.eval(random_tokens(depth, static_cast<int32_t>(model->config().n_vocab), rng));
+    const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    std::fprintf(stderr, "tessera: depth: %d tokens in %.0f ms (%.2f tok/s)\n", depth, ms, depth * 1000.0 / ms);
+  }
+
+  const bool echo = random_prompt == 0;
+  auto result = engine::generate(ctx, prompt, gp, [&](std::string_view text, int32_t) {
+    if (echo && !text.empty()) {
+      std::fwrite(text.data(), 1, text.size(), stdout);
+      std::fflush(stdout);
+    }
+    return true;
+  });
+  if (echo) std::printf("\n");
+  const int n_gen_timed = std::max(0, result.n_generated - 1);  // the first token comes from the prompt's logits
+  std::fprintf(stderr,
+               "tessera: prompt: %d tokens in %.1f ms (%.2f tok/s); generation: %d tokens in %.1f ms (%.2f tok/s); "
+               "finish: %s\n",
+               result.n_prompt, result.prompt_ms, result.n_prompt * 1000.0 / std::max(result.prompt_ms, 1e-9),
+               n_gen_timed, result.gen_ms, n_gen_timed * 1000.0 / std::max(result.gen_ms, 1e-9),
+               engine::finish_reason_name(result.finish));
+  return 0;
+}
+
 }  // namespace tessera::cli

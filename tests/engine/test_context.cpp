@@ -1,0 +1,244 @@
+// Context and KV cache: one batch vs token by token vs small chunks give the same logits; truncate
+// and clear free blocks and re-evaluation reproduces the logits; sequences do not see each other;
+// model loading reports missing / mis-shaped tensors by name and falls back to a tied output.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "engine/context.h"
+#include "engine/core/error.h"
+#include "engine/model/model.h"
+#include "engine/sample/sampler.h"
+#include "gguf/gguf.h"
+
+namespace fs = std::filesystem;
+using namespace tessera;
+using namespace tessera::engine;
+
+namespace {
+
+const fs::path kModels = fs::path(TESSERA_GOLDEN_DIR) / "models";
+
+std::shared_ptr<Model> load(const std::string& name) {
+  LoadOptions lo;
+  lo.print_plan = false;
+  return Model::load((kModels / name).string(), lo);
+}
+
+ContextOptions opts(int n_batch = 512, int n_seq = 1, int n_ctx = 256) {
+  ContextOptions co;
+  co.n_ctx = n_ctx;
+  co.n_batch = n_batch;
+  co.n_seq_max = n_seq;
+  co.n_threads = 2;
+  co.print_plan = false;
+  return co;
+}
+
+double nmse(std::span<const float> ref, std::span<const float> got) {
+  double num = 0, den = 0;
+  for (size_t i = 0; i < ref.size(); ++i) {
+    num += (double(got[i]) - ref[i]) * (double(got[i]) - ref[i]);
+    den += double(ref[i]) * ref[i];
+  }
+  return num / den;
+}
+
+std::vector<int32_t> prompt(int n, int seed = 1) {
+  std::vector<int32_t> ids;
+  for (int i = 0; i < n; ++i) ids.push_back((i * 733 + seed * 97 + 11) % 4000);
+  return ids;
+}
+
+void expect_rows_close(std::span<const float> a, std::span<const float> b, int64_t V, double tol) {
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t r = 0; r * V < a.size(); ++r) {
+    auto ra = a.subspan(r * V, V), rb = b.subspan(r * V, V);
+    EXPECT_LE(nmse(ra, rb), tol) << "row " << r;
+    EXPECT_EQ(argmax(ra), argmax(rb)) << "row " << r;
+  }
+}
+
+class ContextTest : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(ContextTest, BatchMatchesTokenByToken) {
+  auto model = load(GetParam());
+  const int64_t V = model->config().n_vocab;
+  const auto ids = prompt(45);  // crosses a KV block boundary
+  Context whole(model, opts());
+  std::vector<float> a;
+  auto l = whole.eval(ids, true);
+  a.assign(l.begin(), l.end());
+  EXPECT_EQ(whole.n_past(), 45);
+
+  Context single(model, opts());
+  std::vector<float> b;
+  for (int32_t id : ids) {
+    auto r = single.eval(std::span<const int32_t>(&id, 1));
+    b.insert(b.end(), r.begin(), r.end());
+  }
+  expect_rows_close(a, b, V, 2e-5);
+
+  Context chunked(model, opts(7));  // chunks of 7 tokens
+  auto c = chunked.eval(ids, true);
+  expect_rows_close(a, c, V, 2e-5);
+}
+
+TEST_P(ContextTest, TruncateAndClear) {
+  auto model = load(GetParam());
+  Context ctx(model, opts(512, 1, 128));
+  const auto a = prompt(40, 1), b = prompt(10, 2);
+  ctx.eval(a);
+  auto first = ctx.eval(b);
+  const std::vector<float> ref(first.begin(), first.end());
+  EXPECT_EQ(ctx.n_past(), 50);
+
+  ctx.truncate(0, 40);  // drop b, keep a's cache
+  EXPECT_EQ(ctx.n_past(), 40);
+  auto again = ctx.eval(b);
+  EXPECT_LE(nmse(ref, again), 1e-12);
+
+  ctx.truncate(0, 3);  // keep a tiny prefix, re-evaluate the rest
+  std::vector<int32_t> rest(a.begin() + 3, a.end());
+  ctx.eval(rest);
+  auto third = ctx.eval(b);
+  EXPECT_LE(nmse(ref, third), 2e-5);
+
+  // clear() frees every block: the full capacity is usable again, many times over
+  for (int i = 0; i < 5; ++i) {
+    ctx.clear();
+    EXPECT_EQ(ctx.n_past(), 0);
+    ctx.eval(prompt(120, i));
+  }
+  ctx.clear();
+  ctx.eval(a);
+  auto fourth = ctx.eval(b);
+  EXPECT_LE(nmse(ref, fourth), 2e-5);
+}
+
+TEST_P(ContextTest, SequencesAreIndependent) {
+  auto model = load(GetParam());
+  const auto a = prompt(20, 3), b = prompt(33, 4);
+  Context solo(model, opts());
+  auto ra = solo.eval(a);
+  const std::vector<float> ref_a(ra.begin(), ra.end());
+  solo.clear();
+  auto rb = solo.eval(b);
+  const std::vector<float> ref_b(rb.begin(), rb.end());
+
+  Context two(model, opts(512, 2));
+  two.eval(std::span(a).first(10), false, 0);
+  two.eval(std::span(b).first(20), false, 1);
+  auto ga = two.eval(std::span(a).subspan(10), false, 0);
+  EXPECT_LE(nmse(ref_a, ga), 2e-5);
+  auto gb = two.eval(std::span(b).subspan(20), false, 1);
+  EXPECT_LE(nmse(ref_b, gb), 2e-5);
+}
+
+TEST_P(ContextTest, ContextFullIsAnError) {
+  auto model = load(GetParam());
+  Context ctx(model, opts(512, 1, 64));
+  ctx.eval(prompt(60));
+  EXPECT_THROW(ctx.eval(prompt(5)), tessera::Error);
+  EXPECT_EQ(ctx.n_past(), 60);
+  EXPECT_THROW(ctx.eval(std::vector<int32_t>{100000}), tessera::Error);  // id out of range
+  EXPECT_THROW(ctx.eval(prompt(1), false, 3), tessera::Error);           // no such sequence
+}
+
+INSTANTIATE_TEST_SUITE_P(Models, ContextTest,
+                         ::testing::Values("tiny-q8_0.gguf", "tiny-q4_k_m.gguf", "tiny-qwen3-q8_0.gguf",
+                                           "tiny-qwen2-q4_k_m.gguf"),
+                         [](const auto& info) {
+                           std::string s = info.param;
+                           for (char& ch : s)
+                             if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
+                           return s;
+                         });
+
+// Rewrites a model with one tensor changed: dropped (new_ne empty) or replaced by zeros of new_ne.
+fs::path rewrite(const std::string& src_name, const std::string& tensor, std::vector<int64_t> new_ne) {
+  const gguf::File src = gguf::File::open((kModels / src_name).string());
+  gguf::Writer w;
+  w.copy_metadata(src);
+  for (const gguf::TensorInfo& t : src.tensors()) {
+    std::vector<int64_t> ne(t.ne.begin(), t.ne.begin() + t.n_dims);
+    if (t.name == tensor) {
+      if (new_ne.empty()) continue;
+      int64_t n = 1;
+      for (int64_t v : new_ne) n *= v;
+      w.add_tensor(t.name, GgmlType::F32, new_ne, std::vector<uint8_t>(static_cast<size_t>(n) * 4, 0));
+      continue;
+    }
+    w.add_tensor(t.name, t.type, ne, std::vector<uint8_t>(t.data, t.data + t.nbytes));
+  }
+  const fs::path out = fs::temp_directory_path() / ("tessera-test-" + std::to_string(::getpid()) + "-" + src_name);
+  w.write(out.string());
+  return out;
+}
+
+std::string load_error(const fs::path& p) {
+  try {
+    LoadOptions lo;
+    lo.print_plan = false;
+    Model::load(p.string(), lo);
+  } catch (const tessera::Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(ModelLoad, MissingTensorIsNamed) {
+  const fs::path p = rewrite("tiny-q8_0.gguf", "blk.1.attn_k.weight", {});
+  const std::string msg = load_error(p);
+  fs::remove(p);
+  EXPECT_NE(msg.find("blk.1.attn_k.weight"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("missing"), std::string::npos) << msg;
+}
+
+TEST(ModelLoad, MisShapedTensorIsNamed) {
+  const fs::path p = rewrite("tiny-q8_0.gguf", "blk.0.attn_q_norm.weight", {32});
+  const std::string msg = load_error(p);
+  fs::remove(p);
+  EXPECT_NE(msg.find("blk.0.attn_q_norm.weight"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("shape"), std::string::npos) << msg;
+}
+
+TEST(ModelLoad, TiedOutputFallsBackToEmbedding) {
+  const fs::path p = rewrite("tiny-qwen3-q8_0.gguf", "output.weight", {});
+  LoadOptions lo;
+  lo.print_plan = false;
+  auto model = Model::load(p.string(), lo);
+  EXPECT_TRUE(model->weights().tied_output);
+  EXPECT_EQ(model->weights().output.data, model->weights().token_embd->data);
+  Context ctx(model, opts());
+  auto l = ctx.eval(prompt(5));
+  for (float v : l) ASSERT_TRUE(std::isfinite(v));
+  fs::remove(p);
+}
+
+TEST(ModelLoad, ConfigFromMetadata) {
+  auto m = load("tiny-q8_0.gguf");
+  const ModelConfig& c = m->config();
+  EXPECT_EQ(c.arch, "qwen3moe");
+  EXPECT_EQ(c.n_embd, 256);
+  EXPECT_EQ(c.n_layer, 2);
+  EXPECT_EQ(c.n_head, 8);
+  EXPECT_EQ(c.n_head_kv, 2);
+  EXPECT_EQ(c.head_dim, 64);
+  EXPECT_EQ(c.n_expert, 128);
+  EXPECT_EQ(c.n_expert_used, 8);
+  EXPECT_EQ(c.n_ff_exp, 64);
+  EXPECT_EQ(c.n_vocab, 4122);
+  EXPECT_DOUBLE_EQ(c.rope_base, 1e7);
+  EXPECT_FALSE(m->weights().tied_output);
+  auto q2 = load("tiny-qwen2-q8_0.gguf");
+  EXPECT_EQ(q2->config().head_dim, 64);  // n_embd / n_head: qwen2 has no key_length
+  EXPECT_NE(q2->weights().layers[0].bq, nullptr);
+  EXPECT_EQ(q2->weights().layers[0].q_norm, nullptr);
+  EXPECT_THROW(load("does-not-exist.gguf"), tessera::Error);
+}
+
+}  // namespace
