@@ -283,10 +283,10 @@ class Parser {
       int64_t n_el = 1;
       for (int d = 0; d < 4; ++d)
         if (__builtin_mul_overflow(n_el, t.ne[d], &n_el)) fail(dims_at, "element count overflows 64 bits");
-      uint64_t nbytes = static_cast<uint64_t>(t.ne[0] / tr->block_size) * tr->type_size;
-      for (int d = 1; d < 4; ++d)
-        if (__builtin_mul_overflow(nbytes, static_cast<uint64_t>(t.ne[d]), &nbytes))
-          fail(dims_at, "byte size overflows 64 bits");
+      uint64_t nbytes = static_cast<uint64_t>(t.ne[0] / tr->block_size);
+      bool overflow = __builtin_mul_overflow(nbytes, uint64_t{tr->type_size}, &nbytes);
+      for (int d = 1; d < 4; ++d) overflow |= __builtin_mul_overflow(nbytes, static_cast<uint64_t>(t.ne[d]), &nbytes);
+      if (overflow) fail(dims_at, "byte size overflows 64 bits");
       t.nbytes = nbytes;
 
       offset_field_pos_.push_back(pos_);

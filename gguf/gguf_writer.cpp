@@ -172,10 +172,10 @@ void Writer::add_tensor(std::string name, GgmlType type, std::vector<int64_t> ne
   if (ne[0] % tr->block_size != 0)
     throw_error("gguf writer: tensor '{}': ne[0] = {} is not a multiple of the {} block size {}", name, ne[0], tr->name,
                 tr->block_size);
-  uint64_t nbytes = static_cast<uint64_t>(ne[0] / tr->block_size) * tr->type_size;
-  for (size_t d = 1; d < ne.size(); ++d)
-    if (__builtin_mul_overflow(nbytes, static_cast<uint64_t>(ne[d]), &nbytes))
-      throw_error("gguf writer: tensor '{}': size overflows", name);
+  uint64_t nbytes = static_cast<uint64_t>(ne[0] / tr->block_size);
+  bool overflow = __builtin_mul_overflow(nbytes, uint64_t{tr->type_size}, &nbytes);
+  for (size_t d = 1; d < ne.size(); ++d) overflow |= __builtin_mul_overflow(nbytes, static_cast<uint64_t>(ne[d]), &nbytes);
+  if (overflow) throw_error("gguf writer: tensor '{}': size overflows", name);
   if (data.size() != nbytes)
     throw_error("gguf writer: tensor '{}' ({}): {} data bytes given, its shape needs {}", name, tr->name, data.size(), nbytes);
   tensors_.push_back(Tensor{std::move(name), type, std::move(ne), std::move(data)});
