@@ -12,6 +12,9 @@ namespace tessera::tok {
 // "add_generation_prompt": true, "bos_token": "", "eos_token": "<|im_end|>", ...}.
 // Throws tessera::Error on a syntax error, an unsupported construct (named in the message),
 // or raise_exception() called by the template.
+// Key order matters (tojson, loops over tool parameters): pass ordered_json parsed from the
+// request to keep the client's order. The nlohmann::json overload sees keys sorted.
+std::string render_chat(const std::string& tmpl, const nlohmann::ordered_json& context);
 std::string render_chat(const std::string& tmpl, const nlohmann::json& context);
 
 }  // namespace tessera::tok
