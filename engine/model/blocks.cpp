@@ -1,5 +1,6 @@
 // Pieces shared by the qwen2 / qwen3 / qwen3moe forward passes: workspace, embedding lookup,
 // the attention block, the dense SwiGLU FFN and the output head.
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -43,7 +44,6 @@ Workspace::Workspace(const ModelConfig& c, int64_t n) : n_batch(n) {
     moe_gate.resize(N * K * static_cast<size_t>(c.n_ff_exp));
     moe_up.resize(N * K * static_cast<size_t>(c.n_ff_exp));
     moe_down.resize(N * K * E);
-    moe_sum.resize(E);
     jobs.reserve(2 * X + 3);
   } else {
     ffn_gate.resize(N * static_cast<size_t>(c.n_ff));
@@ -73,6 +73,14 @@ void forward(const Model& m, const Batch& b, KvCache& kv, Workspace& ws, ThreadP
   throw_error("forward: architecture '{}' is not supported", arch);
 }
 
+void parallel_rows(ThreadPool& pool, int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) {
+  if (n <= 0) return;
+  grain = std::max<int64_t>(1, grain);
+  if (pool.size() == 1 || n <= grain) return fn(0, n);
+  const int64_t n_chunks = (n + grain - 1) / grain;
+  pool.parallel_for(n_chunks, [&](int64_t c, int) { fn(c * grain, std::min(n, (c + 1) * grain)); });
+}
+
 void embed_tokens(const Model& m, const Batch& b, Workspace& ws) {
   const ModelConfig& c = m.config();
   const gguf::TensorInfo& emb = *m.weights().token_embd;
@@ -96,7 +104,9 @@ void attention_block(const Model& m, int layer, const Batch& b, KvCache& kv, Wor
   const int64_t q_dim = c.n_head * hd, kv_dim = c.n_head_kv * hd;
 
   // h = rmsnorm(x) * attn_norm
-  ops::rmsnorm(ws.x.data(), E, ws.h.data(), E, L.attn_norm, n, E, c.eps);
+  parallel_rows(pool, n, 32, [&](int64_t t0, int64_t t1) {
+    ops::rmsnorm(ws.x.data() + t0 * E, E, ws.h.data() + t0 * E, E, L.attn_norm, t1 - t0, E, c.eps);
+  });
 
   // q = Wq h, k = Wk h, v = Wv h  (one parallel region)
   const ops::MatmulJob qkv[3] = {
@@ -107,7 +117,8 @@ void attention_block(const Model& m, int layer, const Batch& b, KvCache& kv, Wor
   ops::matmul(qkv, pool);
 
   const int64_t half = hd / 2;
-  for (int64_t t = 0; t < n; ++t) {
+  parallel_rows(pool, n, 16, [&](int64_t t_begin, int64_t t_end) {
+  for (int64_t t = t_begin; t < t_end; ++t) {
     float* qt = ws.q.data() + t * q_dim;
     float* kt = ws.k.data() + t * kv_dim;
     float* vt = ws.v.data() + t * kv_dim;
@@ -128,6 +139,7 @@ void attention_block(const Model& m, int layer, const Batch& b, KvCache& kv, Wor
     // K and V into the f16 cache
     kv.store(layer, b.block_table[t], b.pos[t], kt, vt);
   }
+  });
 
   // attn = softmax(q k^T / sqrt(hd), causal) v, query head h on KV head h / (n_head / n_head_kv)
   ops::AttentionArgs a;
@@ -149,7 +161,7 @@ void attention_block(const Model& m, int layer, const Batch& b, KvCache& kv, Wor
 
   // x = x + Wo attn
   ops::matmul(ops::MatmulJob{L.wo, ws.attn.data(), q_dim, n, ws.h.data(), E}, pool);
-  ops::add(ws.x.data(), ws.h.data(), n * E);
+  parallel_rows(pool, n, 64, [&](int64_t t0, int64_t t1) { ops::add(ws.x.data() + t0 * E, ws.h.data() + t0 * E, (t1 - t0) * E); });
 }
 
 void dense_ffn_block(const Model& m, int layer, const Batch& b, Workspace& ws, ThreadPool& pool) {
@@ -158,7 +170,9 @@ void dense_ffn_block(const Model& m, int layer, const Batch& b, Workspace& ws, T
   const int64_t n = b.n_tokens, E = c.n_embd, F = c.n_ff;
 
   // h = rmsnorm(x) * ffn_norm
-  ops::rmsnorm(ws.x.data(), E, ws.h.data(), E, L.ffn_norm, n, E, c.eps);
+  parallel_rows(pool, n, 32, [&](int64_t t0, int64_t t1) {
+    ops::rmsnorm(ws.x.data() + t0 * E, E, ws.h.data() + t0 * E, E, L.ffn_norm, t1 - t0, E, c.eps);
+  });
   // g = Wgate h, u = Wup h
   const ops::MatmulJob gate_up[2] = {
       {L.ffn_gate, ws.h.data(), E, n, ws.ffn_gate.data(), F},
@@ -166,10 +180,12 @@ void dense_ffn_block(const Model& m, int layer, const Batch& b, Workspace& ws, T
   };
   ops::matmul(gate_up, pool);
   // g = silu(g) * u
-  ops::swiglu(ws.ffn_gate.data(), ws.ffn_up.data(), n * F);
+  parallel_rows(pool, n, 16, [&](int64_t t0, int64_t t1) {
+    ops::swiglu(ws.ffn_gate.data() + t0 * F, ws.ffn_up.data() + t0 * F, (t1 - t0) * F);
+  });
   // x = x + Wdown g
   ops::matmul(ops::MatmulJob{L.ffn_down, ws.ffn_gate.data(), F, n, ws.h.data(), E}, pool);
-  ops::add(ws.x.data(), ws.h.data(), n * E);
+  parallel_rows(pool, n, 64, [&](int64_t t0, int64_t t1) { ops::add(ws.x.data() + t0 * E, ws.h.data() + t0 * E, (t1 - t0) * E); });
 }
 
 void output_head(const Model& m, const Batch& b, Workspace& ws, ThreadPool& pool) {

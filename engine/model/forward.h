@@ -2,6 +2,7 @@
 // scratch it runs in (allocated once per context), and the per-architecture entry points.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "engine/core/thread_pool.h"
@@ -43,7 +44,6 @@ struct Workspace {
   std::vector<float> moe_x;           // [n_batch*n_expert_used][n_embd] inputs grouped by expert
   std::vector<float> moe_gate, moe_up;  // [n_batch*n_expert_used][n_ff_exp]
   std::vector<float> moe_down;        // [n_batch*n_expert_used][n_embd]
-  std::vector<float> moe_sum;         // [n_embd]
   std::vector<ops::MatmulJob> jobs;   // capacity 2*n_expert + 3
   std::vector<float> out_h;           // [n_batch][n_embd] final-normed rows for the output head
   // Batch bookkeeping filled by Context
@@ -59,6 +59,9 @@ void forward_qwen3(const Model& m, const Batch& b, KvCache& kv, Workspace& ws, T
 void forward_qwen2(const Model& m, const Batch& b, KvCache& kv, Workspace& ws, ThreadPool& pool);
 
 // Shared blocks (engine/model/blocks.cpp).
+// Runs fn(begin, end) over [0, n) split into chunks of about `grain` rows on the pool (inline when
+// the work is small), for the row-wise ops around the matmuls.
+void parallel_rows(ThreadPool& pool, int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn);
 void embed_tokens(const Model& m, const Batch& b, Workspace& ws);                 // ws.x = embeddings
 void prepare_rope(const Model& m, const Batch& b, Workspace& ws);                 // angle tables
 // x += Wo attention(rope(qk_norm(Wq h + bq)), rope(qk_norm(Wk h + bk)), Wv h + bv), h = rmsnorm(x) * attn_norm

@@ -22,11 +22,14 @@ void moe_block(const Model& m, int layer, const Batch& b, Workspace& ws, ThreadP
   const int K = static_cast<int>(c.n_expert_used);
 
   // h = rmsnorm(x) * ffn_norm
-  ops::rmsnorm(ws.x.data(), E, ws.h.data(), E, L.ffn_norm, n, E, c.eps);
+  parallel_rows(pool, n, 32, [&](int64_t t0, int64_t t1) {
+    ops::rmsnorm(ws.x.data() + t0 * E, E, ws.h.data() + t0 * E, E, L.ffn_norm, t1 - t0, E, c.eps);
+  });
 
   // router logits r = Wr h, p = softmax(r) over all experts, the K largest, w_j = p_j / sum(p_sel)
   ops::matmul(ops::MatmulJob{L.router, ws.h.data(), E, n, ws.router.data(), X}, pool);
-  for (int64_t t = 0; t < n; ++t) {
+  parallel_rows(pool, n, 32, [&](int64_t t0, int64_t t1) {
+  for (int64_t t = t0; t < t1; ++t) {
     float* p = ws.router.data() + t * X;
     int32_t* sel = ws.sel_expert.data() + t * K;
     float* w = ws.sel_weight.data() + t * K;
@@ -37,6 +40,7 @@ void moe_block(const Model& m, int layer, const Batch& b, Workspace& ws, ThreadP
     sum = std::max(sum, 6.1035e-5f);
     for (int j = 0; j < K; ++j) w[j] = p[sel[j]] / sum;
   }
+  });
 
   // Group (token, slot) pairs by expert (counting sort): expert e owns rows
   // [offset[e], offset[e] + count[e]) of the expert buffers.
@@ -55,9 +59,11 @@ void moe_block(const Model& m, int layer, const Batch& b, Workspace& ws, ThreadP
   // Expert inputs: one token uses h itself; a batch gathers each pair's h row.
   const bool gather = n > 1;
   if (gather)
-    for (int64_t i = 0; i < n * K; ++i)
-      std::memcpy(ws.moe_x.data() + static_cast<int64_t>(ws.sel_row[i]) * E, ws.h.data() + (i / K) * E,
-                  static_cast<size_t>(E) * sizeof(float));
+    parallel_rows(pool, n * K, 64, [&](int64_t i0, int64_t i1) {
+      for (int64_t i = i0; i < i1; ++i)
+        std::memcpy(ws.moe_x.data() + static_cast<int64_t>(ws.sel_row[i]) * E, ws.h.data() + (i / K) * E,
+                    static_cast<size_t>(E) * sizeof(float));
+    });
 
   // g = Wgate_e x, u = Wup_e x for every active expert (one call)
   ws.jobs.clear();
@@ -71,7 +77,9 @@ void moe_block(const Model& m, int layer, const Batch& b, Workspace& ws, ThreadP
   ops::matmul(ws.jobs, pool);
 
   // a = silu(g) * u
-  ops::swiglu(ws.moe_gate.data(), ws.moe_up.data(), static_cast<int64_t>(rows) * F);
+  parallel_rows(pool, rows, 32, [&](int64_t r0, int64_t r1) {
+    ops::swiglu(ws.moe_gate.data() + r0 * F, ws.moe_up.data() + r0 * F, (r1 - r0) * F);
+  });
 
   // y_e = Wdown_e a for every active expert (one call)
   ws.jobs.clear();
@@ -83,15 +91,17 @@ void moe_block(const Model& m, int layer, const Batch& b, Workspace& ws, ThreadP
   ops::matmul(ws.jobs, pool);
 
   // x = x + sum_j w_j y_j, summed in slot order
-  float* acc = ws.moe_sum.data();
-  for (int64_t t = 0; t < n; ++t) {
-    std::fill(acc, acc + E, 0.0f);
-    for (int j = 0; j < K; ++j) {
-      const int64_t i = t * K + j;
-      ops::axpy(acc, ws.sel_weight[i], ws.moe_down.data() + static_cast<int64_t>(ws.sel_row[i]) * E, E);
+  // (the sum is built in place in the row of slot 0, which is not needed afterwards)
+  parallel_rows(pool, n, 16, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      const int32_t* row = ws.sel_row.data() + t * K;
+      const float* w = ws.sel_weight.data() + t * K;
+      float* acc = ws.moe_down.data() + static_cast<int64_t>(row[0]) * E;
+      for (int64_t i = 0; i < E; ++i) acc[i] *= w[0];
+      for (int j = 1; j < K; ++j) ops::axpy(acc, w[j], ws.moe_down.data() + static_cast<int64_t>(row[j]) * E, E);
+      ops::add(ws.x.data() + t * E, acc, E);
     }
-    ops::add(ws.x.data() + t * E, acc, E);
-  }
+  });
 }
 
 }  // namespace
