@@ -28,6 +28,7 @@ struct PreparedActs {
   const int8_t* qs = nullptr;     // Q8_*: [n_tokens][n_in] quantized values
   const float* d = nullptr;       // Q8_*: [n_tokens][n_in / 32] scale of each 32 values (Q8_K repeats it)
   const int32_t* s = nullptr;     // Q8_*: [n_tokens][n_in / 16] sum of qs over each 16 values
+  const int32_t* s32 = nullptr;   // Q8_*: [n_tokens][n_in / 32] sum of qs over each 32 values
 };
 
 // One work item: rows [row_begin, row_end) of one job's weights, for all of its tokens:

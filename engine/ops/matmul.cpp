@@ -19,6 +19,7 @@ struct ActBuffers {
   std::vector<int8_t> qs;    // [n_tokens][n_in]
   std::vector<float> d;      // [n_tokens][n_in / 32]
   std::vector<int32_t> s;    // [n_tokens][n_in / 16]
+  std::vector<int32_t> s32;  // [n_tokens][n_in / 32]
   std::vector<uint16_t> h16; // [n_tokens][n_in]
 };
 
@@ -83,9 +84,11 @@ PreparedActs make_acts(const MatmulJob& j, ActType type, ActBuffers& buf) {
       if (buf.qs.size() < n) buf.qs.resize(n);
       if (buf.d.size() < n / 32) buf.d.resize(n / 32);
       if (buf.s.size() < n / 16) buf.s.resize(n / 16);
+      if (buf.s32.size() < n / 32) buf.s32.resize(n / 32);
       p.qs = buf.qs.data();
       p.d = buf.d.data();
       p.s = buf.s.data();
+      p.s32 = buf.s32.data();
       break;
   }
   return p;
@@ -149,7 +152,7 @@ void matmul(std::span<const MatmulJob> jobs, ThreadPool& pool) {
     const MatmulJob& j = jobs[q.job];
     ActBuffers& b = buffers[q.job];
     quantize_activations(plans[q.job].kernel->act, j.x, j.x_stride, j.w.n_in, q.t_begin, q.t_end, b.qs.data(),
-                         b.d.data(), b.s.data(), b.h16.data());
+                         b.d.data(), b.s.data(), b.s32.data(), b.h16.data());
   };
   if (parallel_quant) {
     pool.parallel_for(static_cast<int64_t>(quant_tasks.size()), quantize);

@@ -23,5 +23,7 @@ void gemv_q5_K_avx512(const MatmulArgs& a);
 void gemv_q8_0_avx512(const MatmulArgs& a);
 void gemv_iq4_nl_avx512(const MatmulArgs& a);
 void gemv_q5_0_avx512(const MatmulArgs& a);
+void gemv_q4_0_avx512(const MatmulArgs& a);
+void gemv_mxfp4_avx512(const MatmulArgs& a);
 
 }  // namespace tessera::ops

@@ -37,6 +37,15 @@ void register_cpu_kernels(KernelRegistry& r) {
     }
   }
   (void)avx512_bf16;
+  // fused single-token kernels (decode)
+  r.add(Op::Gemv, Backend::Cpu, GgmlType::Q4_K, "avx512_fused", 40, 16, avx512, gemv_q4_K_avx512);
+  r.add(Op::Gemv, Backend::Cpu, GgmlType::Q5_K, "avx512_fused", 40, 16, avx512, gemv_q5_K_avx512);
+  r.add(Op::Gemv, Backend::Cpu, GgmlType::Q6_K, "avx512_fused", 40, 16, avx512, gemv_q6_K_avx512);
+  r.add(Op::Gemv, Backend::Cpu, GgmlType::Q8_0, "avx512_fused", 40, 16, avx512, gemv_q8_0_avx512);
+  r.add(Op::Gemv, Backend::Cpu, GgmlType::Q4_0, "avx512_fused", 40, 16, avx512, gemv_q4_0_avx512);
+  r.add(Op::Gemv, Backend::Cpu, GgmlType::Q5_0, "avx512_fused", 40, 16, avx512, gemv_q5_0_avx512);
+  r.add(Op::Gemv, Backend::Cpu, GgmlType::IQ4_NL, "avx512_fused", 40, 16, avx512, gemv_iq4_nl_avx512);
+  r.add(Op::Gemv, Backend::Cpu, GgmlType::MXFP4, "avx512_fused", 40, 16, avx512, gemv_mxfp4_avx512);
 }
 
 }  // namespace tessera::ops

@@ -67,7 +67,7 @@ void quantize_row_act_q8_K(const float* x, int64_t n, int8_t* qs, float* d, int3
 }
 
 void quantize_activations(ActType type, const float* x, int64_t x_stride, int64_t n_in, int64_t t_begin,
-                          int64_t t_end, int8_t* qs, float* d, int32_t* s, uint16_t* h16) {
+                          int64_t t_end, int8_t* qs, float* d, int32_t* s, int32_t* s32, uint16_t* h16) {
   for (int64_t t = t_begin; t < t_end; ++t) {
     const float* xt = x + t * x_stride;
     switch (type) {
@@ -85,6 +85,10 @@ void quantize_activations(ActType type, const float* x, int64_t x_stride, int64_
       case ActType::Q8_K:
         quantize_row_act_q8_K(xt, n_in, qs + t * n_in, d + t * (n_in / 32), s + t * (n_in / 16));
         break;
+    }
+    if (type == ActType::Q8_0 || type == ActType::Q8_1 || type == ActType::Q8_K) {
+      const int32_t* st = s + t * (n_in / 16);
+      for (int64_t b = 0; b < n_in / 32; ++b) s32[t * (n_in / 32) + b] = st[2 * b] + st[2 * b + 1];
     }
   }
 }

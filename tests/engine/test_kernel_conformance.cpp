@@ -27,7 +27,7 @@ struct Shape {
 struct Acts {
   std::vector<int8_t> qs;
   std::vector<float> d;
-  std::vector<int32_t> s;
+  std::vector<int32_t> s, s32;
   std::vector<uint16_t> h16;
   PreparedActs p;
 };
@@ -37,8 +37,9 @@ void prepare(ActType type, const std::vector<float>& x, int64_t n_in, int64_t n_
   a.qs.assign(n, 0);
   a.d.assign(n / 32 + 1, 0.0f);
   a.s.assign(n / 16 + 1, 0);
+  a.s32.assign(n / 32 + 1, 0);
   a.h16.assign(n, 0);
-  quantize_activations(type, x.data(), n_in, n_in, 0, n_tokens, a.qs.data(), a.d.data(), a.s.data(), a.h16.data());
+  quantize_activations(type, x.data(), n_in, n_in, 0, n_tokens, a.qs.data(), a.d.data(), a.s.data(), a.s32.data(), a.h16.data());
   a.p = PreparedActs{};
   a.p.type = type;
   a.p.n_tokens = n_tokens;
@@ -49,6 +50,7 @@ void prepare(ActType type, const std::vector<float>& x, int64_t n_in, int64_t n_
   a.p.qs = a.qs.data();
   a.p.d = a.d.data();
   a.p.s = a.s.data();
+  a.p.s32 = a.s32.data();
 }
 
 // Runs kernel k over all rows in chunks of `chunk` rows (the last one shorter). y: [n_tokens][y_stride].

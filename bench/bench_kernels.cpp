@@ -1,0 +1,167 @@
+// Kernel micro-benchmarks: every registered matmul kernel (forced by name through ops::matmul) on real
+// Qwen3-30B-A3B shapes, reporting weight GB/s, % of a memcpy bandwidth measured in the same run, and
+// GMAC/s. Shapes:
+//   expert  one 2048->768 expert matrix, one token (decode GEMV)
+//   moe8    8 experts' gate+up (16 jobs of 2048->768, one input) as one call, one token
+//   down8   8 experts' down (8 jobs of 768->2048), one token
+//   head    the 151669x2048 output head (Q6_K and Q8_0 kernels only), one token
+//   prefill 512 tokens x 2048->768 (GEMM kernels)
+// Threads: TESSERA_BENCH_THREADS (default 2). Other processes on the machine make numbers noisy: use
+// --benchmark_repetitions and take the best.
+#include <benchmark/benchmark.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "engine/core/thread_pool.h"
+#include "engine/ops/matmul.h"
+#include "engine/ops/registry.h"
+#include "kernels/ref/random_weights.h"
+
+using namespace tessera;
+using namespace tessera::ops;
+
+namespace {
+
+int bench_threads() {
+  const char* e = std::getenv("TESSERA_BENCH_THREADS");
+  return e ? std::max(1, std::atoi(e)) : 2;
+}
+
+ThreadPool& pool() {
+  static ThreadPool p(bench_threads());
+  return p;
+}
+
+// Copy bandwidth (bytes read + bytes written per second) with the pool's threads on 256 MiB.
+double memcpy_gbps() {
+  static const double gbps = [] {
+    const size_t n = size_t(256) << 20;
+    std::vector<uint8_t> a(n, 1), b(n, 2);
+    const int nt = pool().size();
+    double best = 0;
+    for (int rep = 0; rep < 5; ++rep) {
+      const auto t0 = std::chrono::steady_clock::now();
+      pool().run([&](int t) {
+        const size_t chunk = n / nt;
+        std::memcpy(b.data() + t * chunk, a.data() + t * chunk, chunk);
+      });
+      const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      best = std::max(best, 2.0 * n / s / 1e9);
+    }
+    return best;
+  }();
+  return gbps;
+}
+
+// Random weights per (type, rows, cols), made once.
+const std::vector<uint8_t>& weights(GgmlType t, int64_t n_out, int64_t n_in) {
+  static std::map<std::tuple<int, int64_t, int64_t>, std::unique_ptr<std::vector<uint8_t>>> cache;
+  auto& slot = cache[{static_cast<int>(t), n_out, n_in}];
+  if (!slot) slot = std::make_unique<std::vector<uint8_t>>(random_weight_rows(t, n_out, n_in, 42));
+  return *slot;
+}
+
+struct Case {
+  const char* name;
+  int64_t n_in, n_out, n_tokens;
+  int n_jobs;         // jobs in one call, each its own expert slice
+  bool shared_input;  // all jobs read the same x
+};
+
+void run_case(benchmark::State& state, const MatmulKernel* k, Case c) {
+  const GgmlType t = k->wtype;
+  // experts: n_jobs slices of one 3-D tensor
+  const auto& w = weights(t, c.n_out * c.n_jobs, c.n_in);
+  const size_t rb = row_bytes(t, c.n_in);
+  const auto x = random_activations(c.n_in * c.n_tokens * (c.shared_input ? 1 : c.n_jobs), 7);
+  std::vector<float> y(static_cast<size_t>(c.n_out * c.n_tokens * c.n_jobs));
+  std::vector<MatmulJob> jobs(static_cast<size_t>(c.n_jobs));
+  for (int j = 0; j < c.n_jobs; ++j) {
+    MatmulJob& job = jobs[static_cast<size_t>(j)];
+    job.w = WeightView{t, w.data() + static_cast<size_t>(j) * c.n_out * rb, c.n_in, c.n_out, rb};
+    job.x = x.data() + (c.shared_input ? 0 : j * c.n_in * c.n_tokens);
+    job.x_stride = c.n_in;
+    job.n_tokens = c.n_tokens;
+    job.y = y.data() + static_cast<size_t>(j) * c.n_out * c.n_tokens;
+    job.y_stride = c.n_out;
+  }
+  clear_kernel_overrides();
+  set_kernel_override(op_key(k->op, t), k->name);
+  matmul(jobs, pool());  // warm-up (and the weights into whatever cache level they fit)
+  const auto t0 = std::chrono::steady_clock::now();
+  for (auto _ : state) {
+    matmul(jobs, pool());
+    benchmark::DoNotOptimize(y.data());
+  }
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  clear_kernel_overrides();
+  const double iters = static_cast<double>(state.iterations());
+  const double bytes = static_cast<double>(rb) * c.n_out * c.n_jobs;  // weight bytes per call
+  const double macs = static_cast<double>(c.n_in) * c.n_out * c.n_jobs * c.n_tokens;
+  const double gbps = bytes * iters / secs / 1e9;
+  state.counters["GB/s"] = gbps;
+  state.counters["GMAC/s"] = macs * iters / secs / 1e9;
+  // weight bytes per second against copy traffic (read + write) per second, measured in this run
+  state.counters["pct_memcpy"] = 100.0 * gbps / memcpy_gbps();
+  state.counters["threads"] = pool().size();
+  state.SetLabel(std::string(backend_name(k->backend)));
+}
+
+void bm_memcpy(benchmark::State& state) {
+  const size_t n = size_t(256) << 20;
+  std::vector<uint8_t> a(n, 1), b(n, 2);
+  const int nt = pool().size();
+  for (auto _ : state) {
+    pool().run([&](int t) {
+      const size_t chunk = n / nt;
+      std::memcpy(b.data() + t * chunk, a.data() + t * chunk, chunk);
+    });
+    benchmark::DoNotOptimize(b.data());
+  }
+  state.counters["GB/s"] = benchmark::Counter(2.0 * n, benchmark::Counter::kIsIterationInvariantRate);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const CpuCaps& caps = cpu_caps();
+  std::printf("memcpy bandwidth (read + write, %d threads, best of 5): %.1f GB/s\n", pool().size(), memcpy_gbps());
+  benchmark::RegisterBenchmark("memcpy_256MiB (read+write bytes)", bm_memcpy)->Unit(benchmark::kMillisecond);
+  const Case expert{"expert_2048x768", 2048, 768, 1, 1, true};
+  const Case moe8{"moe8_gate_up_16x2048x768", 2048, 768, 1, 16, true};
+  const Case down8{"down8_8x768x2048", 768, 2048, 1, 8, false};
+  const Case head{"head_151669x2048", 2048, 151669, 1, 1, true};
+  const Case prefill{"prefill_512x2048x768", 2048, 768, 512, 1, true};
+  for (const MatmulKernel& k : matmul_kernels()) {
+    std::vector<Case> cases;
+    const bool slow = k.backend == Backend::Ref || k.variant == "scalar";
+    if (k.op == Op::Gemv) {
+      cases = {expert, moe8, down8};
+      if (!slow && (k.wtype == GgmlType::Q6_K || k.wtype == GgmlType::Q8_0)) cases.push_back(head);
+    } else {
+      cases = {k.backend == Backend::Ref ? Case{"prefill_16x2048x768", 2048, 768, 16, 1, true} : prefill};
+    }
+    for (const Case& c : cases) {
+      const MatmulShape s{k.wtype, c.n_in, c.n_out, c.n_tokens};
+      if (!kernel_supports(k, s, caps)) continue;
+      const std::string name = k.name + "/" + c.name;
+      benchmark::RegisterBenchmark(name.c_str(), [&k, c](benchmark::State& st) { run_case(st, &k, c); })
+          ->Unit(benchmark::kMicrosecond)
+          ->UseRealTime();
+    }
+  }
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::AddCustomContext("cpu_features", caps.describe());
+  benchmark::AddCustomContext("threads", std::to_string(pool().size()));
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

@@ -1,0 +1,244 @@
+// Fused AVX-512 (VNNI) single-token kernels for the types of real Qwen3 files: each weight block is
+// decoded in registers straight into u8 codes and multiplied with the Q8 activations by vpdpbusd; the
+// weights stream through once, in order (decode is memory-bound).
+//   K-quants: per 256-block, lane sums are scaled by the integer sub-block scales (vpmaddwd, the lane
+//   sums fit 16 bits) and converted to f32 once per block; mins / the Q6_K offset use the activation sums.
+//   32-blocks (Q4_0, Q5_0, Q8_0, IQ4_NL, MXFP4): codes u = value + z, sum(u*q) - z*sum(q) per block.
+#include <immintrin.h>
+
+#include "kernels/cpu/cpu_kernels.h"
+#include "kernels/cpu/unpack.h"
+
+namespace tessera::ops {
+namespace {
+
+inline float h2f(uint16_t h) { return _cvtsh_ss(h); }
+
+inline float hsum256(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+// 32 nibbles of 16 bytes in value order: low nibbles (values 0..15), then high (16..31).
+inline __m256i nibbles32(const uint8_t* qs) {
+  const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
+  return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(q, 4), q), _mm256_set1_epi8(15));
+}
+
+// Lane-index patterns: lanes 0-7 take scale 2c, lanes 8-15 scale 2c+1 (32-value sub-blocks).
+inline __m512i sub32_index(int c) {
+  return _mm512_setr_epi32(2 * c, 2 * c, 2 * c, 2 * c, 2 * c, 2 * c, 2 * c, 2 * c, 2 * c + 1, 2 * c + 1, 2 * c + 1,
+                           2 * c + 1, 2 * c + 1, 2 * c + 1, 2 * c + 1, 2 * c + 1);
+}
+// Four 16-value sub-blocks 4g..4g+3 over 16 lanes (Q6_K).
+inline __m512i sub16_index(int g) {
+  const int b = 4 * g;
+  return _mm512_setr_epi32(b, b, b, b, b + 1, b + 1, b + 1, b + 1, b + 2, b + 2, b + 2, b + 2, b + 3, b + 3, b + 3, b + 3);
+}
+
+// ---- Q4_K / Q5_K ----
+template <bool FIVE>
+void gemv_qk45(const MatmulArgs& args) {
+  const WeightView& w = *args.w;
+  const PreparedActs& x = *args.x;
+  const int64_t nb = w.n_in / 256;
+  const size_t bsize = FIVE ? sizeof(block_q5_K) : sizeof(block_q4_K);
+  const __m512i idx[4] = {sub32_index(0), sub32_index(1), sub32_index(2), sub32_index(3)};
+  const __m256i m4 = _mm256_set1_epi8(15);
+  for (int64_t r = args.row_begin; r < args.row_end; ++r) {
+    const uint8_t* blk = w.data + static_cast<size_t>(r) * w.row_bytes;
+    __m512 acc = _mm512_setzero_ps();
+    __m256 accm = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; ++b, blk += bsize) {
+      const int8_t* xq = x.qs + b * 256;
+      const float dx = x.d[b * 8];
+      uint16_t dh[2];
+      std::memcpy(dh, blk, 4);
+      uint32_t u[3];
+      std::memcpy(u, blk + 4, 12);
+      const uint64_t sc = static_cast<uint64_t>(u[0] & 0x3f3f3f3f) |
+                          static_cast<uint64_t>((u[2] & 0x0f0f0f0f) | ((u[0] >> 6) & 0x03030303) << 4) << 32;
+      const uint64_t mn = static_cast<uint64_t>(u[1] & 0x3f3f3f3f) |
+                          static_cast<uint64_t>(((u[2] >> 4) & 0x0f0f0f0f) | ((u[1] >> 6) & 0x03030303) << 4) << 32;
+      const __m512i scv = _mm512_cvtepu8_epi32(_mm_cvtsi64_si128(static_cast<int64_t>(sc)));
+      const uint8_t* qs = blk + (FIVE ? 48 : 16);
+      __m256i qh;
+      if constexpr (FIVE) qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 16));
+      __m512i isum = _mm512_setzero_si512();
+      for (int c = 0; c < 4; ++c) {
+        const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs + 32 * c));
+        __m256i lo = _mm256_and_si256(q, m4);
+        __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+        if constexpr (FIVE) {
+          const __mmask32 blo = _mm256_test_epi8_mask(qh, _mm256_set1_epi8(static_cast<char>(1 << (2 * c))));
+          const __mmask32 bhi = _mm256_test_epi8_mask(qh, _mm256_set1_epi8(static_cast<char>(2 << (2 * c))));
+          lo = _mm256_mask_add_epi8(lo, blo, lo, _mm256_set1_epi8(16));
+          hi = _mm256_mask_add_epi8(hi, bhi, hi, _mm256_set1_epi8(16));
+        }
+        const __m512i wv = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+        const __m512i dp = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wv, _mm512_loadu_si512(xq + 64 * c));
+        isum = _mm512_add_epi32(isum, _mm512_madd_epi16(dp, _mm512_permutexvar_epi32(idx[c], scv)));
+      }
+      acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_set1_ps(h2f(dh[0]) * dx), acc);
+      // mins: sum over sub-blocks of m * sum(q)
+      const __m256i mv = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128(static_cast<int64_t>(mn)));
+      const __m256i xs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.s32 + b * 8));
+      accm = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_mullo_epi32(mv, xs)), _mm256_set1_ps(h2f(dh[1]) * dx), accm);
+    }
+    args.y[r] = _mm512_reduce_add_ps(acc) - hsum256(accm);
+  }
+}
+
+// ---- Q6_K ----
+void gemv_q6k(const MatmulArgs& args) {
+  const WeightView& w = *args.w;
+  const PreparedActs& x = *args.x;
+  const int64_t nb = w.n_in / 256;
+  const __m512i idx[4] = {sub16_index(0), sub16_index(1), sub16_index(2), sub16_index(3)};
+  const __m512i m4 = _mm512_set1_epi8(15), m30 = _mm512_set1_epi8(0x30);
+  // shift counts per dword: the first 32 bytes (values l) take qh bits 0-1 (4-5 for the second
+  // register), the last 32 (values l + 32) bits 2-3 (6-7); bytes crossing in are masked off by 0x30
+  const __m512i cnt_a = _mm512_setr_epi32(4, 4, 4, 4, 4, 4, 4, 4, 2, 2, 2, 2, 2, 2, 2, 2);
+  const __m512i cnt_b = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 2, 2, 2, 2, 2, 2, 2, 2);
+  for (int64_t r = args.row_begin; r < args.row_end; ++r) {
+    const auto* blk = reinterpret_cast<const block_q6_K*>(w.data + static_cast<size_t>(r) * w.row_bytes);
+    __m512 acc = _mm512_setzero_ps();
+    for (int64_t b = 0; b < nb; ++b, ++blk) {
+      const int8_t* xq = x.qs + b * 256;
+      const __m512i scv = _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk->scales)));
+      // for vpmaddwd: the scale in the low 16 bits, zero above (the lane sums fit 16 bits)
+      const __m512i sc16 = _mm512_and_si512(scv, _mm512_set1_epi32(0xffff));
+      __m512i isum = _mm512_setzero_si512();
+      for (int h = 0; h < 2; ++h) {
+        const __m512i l = _mm512_loadu_si512(blk->ql + 64 * h);
+        const __m512i qh = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk->qh + 32 * h)));
+        // 16-bit shifts: per 32-bit count lanes (both halves of each dword share the count)
+        const __m512i ha = _mm512_and_si512(_mm512_sllv_epi32(qh, cnt_a), m30);
+        const __m512i hb = _mm512_and_si512(_mm512_srlv_epi32(qh, cnt_b), m30);
+        const __m512i va = _mm512_or_si512(_mm512_and_si512(l, m4), ha);                         // values 0..63
+        const __m512i vb = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l, 4), m4), hb);  // 64..127
+        const __m512i dpa = _mm512_dpbusd_epi32(_mm512_setzero_si512(), va, _mm512_loadu_si512(xq + 128 * h));
+        const __m512i dpb = _mm512_dpbusd_epi32(_mm512_setzero_si512(), vb, _mm512_loadu_si512(xq + 128 * h + 64));
+        isum = _mm512_add_epi32(isum, _mm512_madd_epi16(dpa, _mm512_permutexvar_epi32(idx[2 * h], sc16)));
+        isum = _mm512_add_epi32(isum, _mm512_madd_epi16(dpb, _mm512_permutexvar_epi32(idx[2 * h + 1], sc16)));
+      }
+      // codes are value + 32: subtract 32 * sum over sub-blocks of scale * sum(q)
+      const __m512i xs = _mm512_loadu_si512(x.s + b * 16);
+      isum = _mm512_sub_epi32(isum, _mm512_slli_epi32(_mm512_mullo_epi32(scv, xs), 5));
+      acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_set1_ps(h2f(blk->d) * x.d[b * 8]), acc);
+    }
+    args.y[r] = _mm512_reduce_add_ps(acc);
+  }
+}
+
+// ---- 32-value blocks ----
+// Codes of one block (32 values in order) as u8 = value + z, and the block's scale.
+template <GgmlType T>
+inline __m256i block_codes(const uint8_t* blk, __m256i table) {
+  if constexpr (T == GgmlType::Q8_0) {
+    return _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 2)),
+                            _mm256_set1_epi8(static_cast<char>(0x80)));
+  } else if constexpr (T == GgmlType::Q4_0) {
+    return nibbles32(blk + 2);
+  } else if constexpr (T == GgmlType::Q5_0) {
+    uint32_t qh;
+    std::memcpy(&qh, blk + 2, 4);
+    const __m256i u = nibbles32(blk + 6);
+    return _mm256_mask_add_epi8(u, static_cast<__mmask32>(qh), u, _mm256_set1_epi8(16));
+  } else if constexpr (T == GgmlType::IQ4_NL) {
+    return _mm256_shuffle_epi8(table, nibbles32(blk + 2));
+  } else {  // MXFP4
+    return _mm256_shuffle_epi8(table, nibbles32(blk + 1));
+  }
+}
+
+template <GgmlType T>
+inline float block_scale(const uint8_t* blk) {
+  if constexpr (T == GgmlType::MXFP4) return unpack_f32_bits(blk[0] < 2 ? 0x00200000u << blk[0] : uint32_t(blk[0] - 1) << 23);
+  else return h2f(*reinterpret_cast<const uint16_t*>(blk));
+}
+
+// Scales of 8 consecutive blocks (f32), in block order.
+template <GgmlType T>
+inline __m256 block_scales8(const uint8_t* blk, size_t bsize) {
+  const __m256i offs = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(static_cast<int>(bsize)));
+  const __m256i raw = _mm256_i32gather_epi32(reinterpret_cast<const int*>(blk), offs, 1);
+  if constexpr (T == GgmlType::MXFP4) {
+    // 2^(e-128) from the exponent byte; e < 2 gives subnormals (0x00200000 << e)
+    const __m256i e = _mm256_and_si256(raw, _mm256_set1_epi32(0xff));
+    const __m256i normal = _mm256_slli_epi32(_mm256_sub_epi32(e, _mm256_set1_epi32(1)), 23);
+    const __m256i sub = _mm256_sllv_epi32(_mm256_set1_epi32(0x00200000), e);
+    const __mmask8 small = _mm256_cmplt_epi32_mask(e, _mm256_set1_epi32(2));
+    return _mm256_castsi256_ps(_mm256_mask_mov_epi32(normal, small, sub));
+  } else {
+    return _mm256_cvtph_ps(_mm256_cvtepi32_epi16(raw));
+  }
+}
+
+template <GgmlType T>
+void gemv_b32(const MatmulArgs& args) {
+  const WeightView& w = *args.w;
+  const PreparedActs& x = *args.x;
+  const int64_t nb = w.n_in / 32;
+  const size_t bsize = type_traits(T).type_size;
+  constexpr int zshift = (T == GgmlType::Q4_0) ? 3 : (T == GgmlType::Q5_0) ? 4 : 7;  // z = 8, 16, 128
+  __m256i table = _mm256_setzero_si256();
+  if constexpr (T == GgmlType::IQ4_NL || T == GgmlType::MXFP4) {
+    alignas(32) int8_t tb[32];
+    for (int i = 0; i < 32; ++i)
+      tb[i] = static_cast<int8_t>((T == GgmlType::IQ4_NL ? kIQ4NLValues[i % 16] : kMXFP4Values[i % 16]) + 128);
+    table = _mm256_load_si256(reinterpret_cast<const __m256i*>(tb));
+  }
+  // the lane sums come out of the reduction in block order 0,2,4,6,1,3,5,7
+  const __m256i unshuffle = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+  for (int64_t r = args.row_begin; r < args.row_end; ++r) {
+    const uint8_t* row = w.data + static_cast<size_t>(r) * w.row_bytes;
+    __m256 acc = _mm256_setzero_ps();
+    int64_t b = 0;
+    // groups of 8 blocks: 4 dot products of 2 blocks each, reduced to 8 block sums at once
+    for (; b + 8 <= nb; b += 8) {
+      const uint8_t* g = row + b * bsize;
+      __m512i dp[4];
+      for (int p = 0; p < 4; ++p) {
+        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(block_codes<T>(g + (2 * p) * bsize, table)),
+                                             block_codes<T>(g + (2 * p + 1) * bsize, table), 1);
+        dp[p] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), u, _mm512_loadu_si512(x.qs + 32 * (b + 2 * p)));
+      }
+      const __m512i a0 = _mm512_add_epi32(_mm512_unpacklo_epi32(dp[0], dp[1]), _mm512_unpackhi_epi32(dp[0], dp[1]));
+      const __m512i a1 = _mm512_add_epi32(_mm512_unpacklo_epi32(dp[2], dp[3]), _mm512_unpackhi_epi32(dp[2], dp[3]));
+      const __m512i b4 = _mm512_add_epi32(_mm512_unpacklo_epi64(a0, a1), _mm512_unpackhi_epi64(a0, a1));
+      const __m512i c = _mm512_add_epi32(_mm512_shuffle_i64x2(b4, b4, 0x88), _mm512_shuffle_i64x2(b4, b4, 0xdd));
+      __m256i sums = _mm256_permutevar8x32_epi32(_mm512_castsi512_si256(c), unshuffle);
+      sums = _mm256_sub_epi32(sums, _mm256_slli_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.s32 + b)), zshift));
+      const __m256 scale = _mm256_mul_ps(block_scales8<T>(g, bsize), _mm256_loadu_ps(x.d + b));
+      acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums), scale, acc);
+    }
+    float tail = 0.0f;
+    for (; b < nb; ++b) {
+      const uint8_t* blk = row + b * bsize;
+      const __m256i dp = _mm256_dpbusd_epi32(_mm256_setzero_si256(), block_codes<T>(blk, table),
+                                             _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.qs + 32 * b)));
+      __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(dp), _mm256_extracti128_si256(dp, 1));
+      s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4e));
+      s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xb1));
+      const int32_t isum = _mm_cvtsi128_si32(s4) - (x.s32[b] << zshift);
+      tail += block_scale<T>(blk) * x.d[b] * static_cast<float>(isum);
+    }
+    args.y[r] = hsum256(acc) + tail;
+  }
+}
+
+}  // namespace
+
+void gemv_q4_K_avx512(const MatmulArgs& a) { gemv_qk45<false>(a); }
+void gemv_q5_K_avx512(const MatmulArgs& a) { gemv_qk45<true>(a); }
+void gemv_q6_K_avx512(const MatmulArgs& a) { gemv_q6k(a); }
+void gemv_q8_0_avx512(const MatmulArgs& a) { gemv_b32<GgmlType::Q8_0>(a); }
+void gemv_q4_0_avx512(const MatmulArgs& a) { gemv_b32<GgmlType::Q4_0>(a); }
+void gemv_q5_0_avx512(const MatmulArgs& a) { gemv_b32<GgmlType::Q5_0>(a); }
+void gemv_iq4_nl_avx512(const MatmulArgs& a) { gemv_b32<GgmlType::IQ4_NL>(a); }
+void gemv_mxfp4_avx512(const MatmulArgs& a) { gemv_b32<GgmlType::MXFP4>(a); }
+
+}  // namespace tessera::ops
