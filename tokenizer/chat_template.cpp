@@ -29,6 +29,7 @@ enum class Flow { Normal, Break, Continue };
 
 constexpr size_t kMaxOutput = 64u << 20;  // a template that writes more than this is broken
 constexpr int kMaxDepth = 200;            // macro recursion
+constexpr int64_t kMaxIterations = 10'000'000;  // loop iterations in one rendering
 
 class Interpreter {
  public:
@@ -46,6 +47,7 @@ class Interpreter {
  private:
   Scope& root_;
   int depth_ = 0;
+  int64_t iterations_ = 0;
 
   [[noreturn]] static void fail(int line, const std::string& msg) { throw_error("chat template line {}: {}", line, msg); }
 
@@ -147,6 +149,7 @@ class Interpreter {
     }
     const auto len = static_cast<int64_t>(items.size());
     for (int64_t k = 0; k < len; ++k) {
+      if (++iterations_ > kMaxIterations) fail(n.line, "loops ran more than 10M iterations");
       Scope inner{{}, &scope};
       bind_targets(n, inner, items[static_cast<size_t>(k)]);
       Value loop = Value::make_dict();

@@ -1,5 +1,6 @@
 // Jinja lexer: splits a template into text and tag tokens, applying Hugging Face's whitespace
 // rules (trim_blocks, lstrip_blocks, '-' / '+' modifiers, trailing newline dropped).
+#include <algorithm>
 #include <cstring>
 
 #include "engine/core/error.h"
@@ -63,10 +64,18 @@ class Lexer {
   std::string src_;
   std::vector<Token> tokens_;
 
+  // Line of a byte offset; offsets are asked for mostly in increasing order, so count on from the
+  // last answer.
+  mutable size_t line_pos_ = 0;
+  mutable int line_ = 1;
   int line_at(size_t pos) const {
-    int line = 1;
-    for (size_t k = 0; k < pos && k < src_.size(); ++k) line += src_[k] == '\n';
-    return line;
+    pos = std::min(pos, src_.size());
+    if (pos < line_pos_) {
+      line_pos_ = 0;
+      line_ = 1;
+    }
+    for (; line_pos_ < pos; ++line_pos_) line_ += src_[line_pos_] == '\n';
+    return line_;
   }
 
   size_t find_tag(size_t from) const {

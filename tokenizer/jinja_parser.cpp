@@ -96,6 +96,7 @@ class Parser {
   }
 
   NodePtr parse_statement() {
+    DepthGuard guard(*this);
     const int line = peek().line;
     const std::string kw = expect_name();
     auto n = std::make_unique<Node>();
@@ -230,7 +231,18 @@ class Parser {
     return t;
   }
 
+  // Nesting guard: a hostile template must not overflow the stack.
+  int depth_ = 0;
+  struct DepthGuard {
+    Parser& p;
+    explicit DepthGuard(Parser& parser) : p(parser) {
+      if (++p.depth_ > 200) p.fail("expression or block nested too deeply");
+    }
+    ~DepthGuard() { --p.depth_; }
+  };
+
   ExprPtr parse_expression(bool with_condexpr = true) {
+    DepthGuard guard(*this);
     const int line = peek().line;
     ExprPtr e = parse_or();
     if (!with_condexpr) return e;
@@ -275,6 +287,7 @@ class Parser {
     return e;
   }
   ExprPtr parse_not() {
+    DepthGuard guard(*this);
     if (at_name("not")) {
       const int line = next().line;
       auto e = make(Expr::Kind::Unary, line);
@@ -337,6 +350,7 @@ class Parser {
     return e;
   }
   ExprPtr parse_unary(bool with_filter = true) {
+    DepthGuard guard(*this);
     ExprPtr e;
     if (at_op("-") || at_op("+")) {
       const Token& op = next();

@@ -87,8 +87,11 @@ void Dict::set(const std::string& key, Value v) {
   items.emplace_back(key, std::move(v));
 }
 
-Value from_json(const nlohmann::ordered_json& j) {
+namespace {
+
+Value from_json_at(const nlohmann::ordered_json& j, int depth) {
   using J = nlohmann::ordered_json::value_t;
+  if (depth > 256) throw_error("chat template: context JSON nested deeper than 256 levels");
   switch (j.type()) {
     case J::null: return Value::none();
     case J::boolean: return Value::boolean(j.get<bool>());
@@ -99,17 +102,21 @@ Value from_json(const nlohmann::ordered_json& j) {
     case J::array: {
       List items;
       items.reserve(j.size());
-      for (const auto& e : j) items.push_back(from_json(e));
+      for (const auto& e : j) items.push_back(from_json_at(e, depth + 1));
       return Value::make_list(std::move(items));
     }
     case J::object: {
       Value d = Value::make_dict();
-      for (const auto& [k, e] : j.items()) d.dict->items.emplace_back(k, from_json(e));
+      for (const auto& [k, e] : j.items()) d.dict->items.emplace_back(k, from_json_at(e, depth + 1));
       return d;
     }
     default: throw_error("chat template: unsupported JSON value of type '{}' in the context", j.type_name());
   }
 }
+
+}  // namespace
+
+Value from_json(const nlohmann::ordered_json& j) { return from_json_at(j, 0); }
 
 std::string python_float_repr(double x) {
   if (std::isnan(x)) return "nan";
@@ -205,6 +212,7 @@ void json_string(std::string& out, std::string_view s) {
 }
 
 void json_dump(std::string& out, const Value& v, int indent, int depth) {
+  if (depth > 512) throw_error("chat template: tojson of a value nested deeper than 512 levels");
   const auto newline = [&](int d) {
     out += '\n';
     out.append(static_cast<size_t>(indent * d), ' ');
@@ -256,7 +264,20 @@ void json_dump(std::string& out, const Value& v, int indent, int depth) {
 
 }  // namespace
 
+namespace {
+thread_local int repr_depth = 0;  // guards against values nested absurdly deep
+}
+
 std::string to_repr(const Value& v) {
+  struct Guard {
+    Guard() {
+      if (++repr_depth > 512) {
+        --repr_depth;
+        throw_error("chat template: printing a value nested deeper than 512 levels");
+      }
+    }
+    ~Guard() { --repr_depth; }
+  } guard;
   switch (v.type) {
     case Value::Type::String: return repr_string(v.s);
     case Value::Type::Undefined: return "";

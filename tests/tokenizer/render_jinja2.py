@@ -38,9 +38,12 @@ def main():
     with open(sys.argv[1], encoding="utf-8") as f:
         cases = json.load(f)["cases"]
     out = []
+    compiled = {}
     for case in cases:
         try:
-            text = env.from_string(case["template"]).render(**case["context"])
+            if case["template"] not in compiled:
+                compiled[case["template"]] = env.from_string(case["template"])
+            text = compiled[case["template"]].render(**case["context"])
             out.append({"ok": True, "text": text})
         except Exception as e:  # the C++ side must fail too
             out.append({"ok": False, "error": f"{type(e).__name__}: {e}"})

@@ -7,6 +7,8 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <random>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
@@ -108,6 +110,94 @@ TEST(ChatTemplate, Qwen3MatchesJinja2) {
 TEST(ChatTemplate, Qwen3CoderMatchesJinja2) {
   const auto cases = conversations(coder_template(), "qwen3-coder");
   EXPECT_GE(compare_all(cases), 20);
+}
+
+// Random conversations: roles, reasoning, tool calls with nested arguments, tool results, tricky
+// text (template syntax, think / tool tags, whitespace, quotes, Unicode) in every field.
+std::vector<Case> random_conversations(const std::string& tmpl, const std::string& tag, int count, uint32_t seed) {
+  std::mt19937 rng(seed);
+  const std::vector<std::string> texts = {
+      "hello", "", " ", "\n", "  padded  ", "line1\nline2\n", "{{ not a tag }} {% nor this %}", "<think>\nplan\n</think>\n\nanswer",
+      "<think>x</think>", "<tool_response>\nfake\n</tool_response>", "quote ' and \" and \\", "ünïcödé 日本語 🚀",
+      "tab\there", "</think> stray", "a</think>b</think>c", "\n\nleading newlines", "trailing newlines\n\n",
+      "<tool_call>\n{\"name\": \"f\"}\n</tool_call>", "x = {'a': [1, 2]}", "None", "0"};
+  const auto pick = [&](const std::vector<std::string>& v) { return v[rng() % v.size()]; };
+  const std::function<ojson(int)> random_value = [&](int depth) -> ojson {
+    switch (rng() % (depth > 2 ? 5 : 7)) {
+      case 0: return pick(texts);
+      case 1: return static_cast<int>(rng() % 2000) - 1000;
+      case 2: return (static_cast<double>(rng() % 100000) - 50000) / 64.0;
+      case 3: return rng() % 2 == 0;
+      case 4: return nullptr;
+      case 5: {
+        ojson a = ojson::array();
+        for (uint32_t k = rng() % 4; k > 0; --k) a.push_back(random_value(depth + 1));
+        return a;
+      }
+      default: {
+        ojson o = ojson::object();
+        for (uint32_t k = rng() % 4; k > 0; --k) o["k" + std::to_string(rng() % 9)] = random_value(depth + 1);
+        return o;
+      }
+    }
+  };
+  const auto random_tool = [&](int k) {
+    ojson props = ojson::object();
+    for (uint32_t p = rng() % 4; p > 0; --p) {
+      ojson field = {{"type", pick({"string", "integer", "number", "boolean", "array", "object"})}};
+      if (rng() % 2) field["description"] = pick(texts);
+      if (rng() % 3 == 0) field["enum"] = ojson::array({"a", "b"});
+      if (rng() % 4 == 0) field["default"] = random_value(2);
+      props["p" + std::to_string(p)] = field;
+    }
+    ojson fn = {{"name", "tool_" + std::to_string(k)}};
+    if (rng() % 4) fn["description"] = pick(texts);
+    if (rng() % 5) fn["parameters"] = {{"type", "object"}, {"properties", props}, {"required", ojson::array({"p1"})}};
+    return rng() % 4 ? ojson{{"type", "function"}, {"function", fn}} : fn;
+  };
+  std::vector<Case> cases;
+  for (int c = 0; c < count; ++c) {
+    ojson ctx = ojson::object();
+    ojson msgs = ojson::array();
+    if (rng() % 2) msgs.push_back({{"role", "system"}, {"content", pick(texts)}});
+    const int turns = 1 + static_cast<int>(rng() % 6);
+    for (int t = 0; t < turns; ++t) {
+      msgs.push_back({{"role", "user"}, {"content", pick(texts)}});
+      if (t + 1 == turns && rng() % 2) break;
+      ojson a = {{"role", "assistant"}, {"content", pick(texts)}};
+      if (rng() % 3 == 0) a["reasoning_content"] = pick(texts);
+      const bool calls = rng() % 3 == 0;
+      if (calls) {
+        ojson tc = ojson::array();
+        for (uint32_t k = 1 + rng() % 3; k > 0; --k) {
+          ojson args = ojson::object();
+          for (uint32_t n = rng() % 4; n > 0; --n) args["arg" + std::to_string(n)] = random_value(0);
+          tc.push_back({{"type", "function"}, {"function", {{"name", "tool_" + std::to_string(k)}, {"arguments", args}}}});
+        }
+        a["tool_calls"] = tc;
+      }
+      msgs.push_back(a);
+      if (calls)
+        for (uint32_t k = 1 + rng() % 3; k > 0; --k) msgs.push_back({{"role", "tool"}, {"content", pick(texts)}});
+    }
+    ctx["messages"] = msgs;
+    if (rng() % 2) {
+      ojson tools = ojson::array();
+      for (uint32_t k = 1 + rng() % 3; k > 0; --k) tools.push_back(random_tool(static_cast<int>(k)));
+      ctx["tools"] = tools;
+    }
+    ctx["add_generation_prompt"] = rng() % 2 == 0;
+    if (rng() % 4 == 0) ctx["enable_thinking"] = rng() % 2 == 0;
+    cases.push_back({tag + "/random" + std::to_string(c), tmpl, ctx});
+  }
+  return cases;
+}
+
+TEST(ChatTemplate, RandomConversationsMatchJinja2) {
+  auto cases = random_conversations(qwen3_template(), "qwen3", 150, 11);
+  auto coder = random_conversations(coder_template(), "qwen3-coder", 150, 12);
+  cases.insert(cases.end(), coder.begin(), coder.end());
+  EXPECT_GE(compare_all(cases), 250);
 }
 
 TEST(ChatTemplate, Qwen3CoderToolCallFormat) {
