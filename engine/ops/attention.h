@@ -28,7 +28,7 @@ void attention(const AttentionArgs& args, ThreadPool& pool);
 
 namespace detail {
 
-constexpr int kMaxRows = 16;  // query rows scored together against one KV head
+constexpr int kMaxRows = 32;  // query rows (tokens x heads) sharing one pass over the KV blocks
 
 // Up to kMaxRows query rows (tokens x heads) that share one KV head of one sequence.
 struct AttnRows {

@@ -1,6 +1,7 @@
-// AVX-512 attention kernel: up to 16 query rows that share one KV head are scored against 16 keys
-// at a time (K is stored transposed per block, so each dimension is one 16-lane f16 load and one FMA
-// per row), then an online softmax and the V accumulation in 16-dimension slices.
+// AVX-512 attention kernel: query rows that share one KV head are scored against a block of 32 keys
+// (K is stored transposed per block, so each dimension is two 16-lane f16 loads and two FMAs per
+// row), then an online softmax and the V accumulation in 32-dimension slices; rows go in groups of 8
+// so accumulators stay in registers.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -47,110 +48,134 @@ inline __mmask16 visible(int j0, int32_t last) {
   return static_cast<__mmask16>((1u << n) - 1);
 }
 
-template <int R>
+// Running state of the rows of one call: f16-rounded scaled queries, unnormalised outputs, running
+// max and sum of the online softmax.
+struct RowState {
+  alignas(64) float q[kMaxRows][256];
+  alignas(64) float o[kMaxRows][256];
+  alignas(64) float p[kMaxRows][B];  // probabilities of the current block
+  float m[kMaxRows], l[kMaxRows], corr[kMaxRows];
+  int32_t last[kMaxRows];
+};
+
+// One key block for G <= 8 rows starting at row r0: scores, online-softmax update, V accumulation.
+// Both 16-key halves are scored together so each broadcast q value feeds two FMAs.
+template <int G>
+void block_step(RowState& st, int r0, const uint16_t* kb, const uint16_t* vb, int j0, int nb, int hd) {
+  __m512 s0[G], s1[G];
+  for (int g = 0; g < G; ++g) s0[g] = s1[g] = _mm512_setzero_ps();
+  if (nb > 16) {
+    for (int d = 0; d < hd; ++d) {
+      const __m512 k0 = load_half16(kb + d * B), k1 = load_half16(kb + d * B + 16);
+      for (int g = 0; g < G; ++g) {
+        const __m512 qv = _mm512_set1_ps(st.q[r0 + g][d]);
+        s0[g] = _mm512_fmadd_ps(qv, k0, s0[g]);
+        s1[g] = _mm512_fmadd_ps(qv, k1, s1[g]);
+      }
+    }
+  } else {
+    for (int d = 0; d < hd; ++d) {
+      const __m512 k0 = load_half16(kb + d * B);
+      for (int g = 0; g < G; ++g) s0[g] = _mm512_fmadd_ps(_mm512_set1_ps(st.q[r0 + g][d]), k0, s0[g]);
+    }
+  }
+
+  // Online softmax: new running max, rescale factor for what was accumulated, block probabilities.
+  const __m512 ninf = _mm512_set1_ps(-INFINITY);
+  for (int g = 0; g < G; ++g) {
+    const int r = r0 + g;
+    const __m512 a = _mm512_mask_mov_ps(ninf, visible(j0, st.last[r]), s0[g]);
+    const __m512 b = nb > 16 ? _mm512_mask_mov_ps(ninf, visible(j0 + 16, st.last[r]), s1[g]) : ninf;
+    const float bm = _mm512_reduce_max_ps(_mm512_max_ps(a, b));
+    if (bm == -INFINITY) {  // the row sees none of these keys
+      st.corr[r] = 1.0f;
+      _mm512_store_ps(st.p[r], _mm512_setzero_ps());
+      _mm512_store_ps(st.p[r] + 16, _mm512_setzero_ps());
+      continue;
+    }
+    const float mnew = std::max(st.m[r], bm);
+    st.corr[r] = std::exp(st.m[r] - mnew);
+    const __m512 mv = _mm512_set1_ps(mnew);
+    const __m512 ea = exp512(_mm512_sub_ps(a, mv)), eb = exp512(_mm512_sub_ps(b, mv));
+    _mm512_store_ps(st.p[r], ea);
+    _mm512_store_ps(st.p[r] + 16, eb);
+    st.l[r] = st.l[r] * st.corr[r] + _mm512_reduce_add_ps(_mm512_add_ps(ea, eb));
+    st.m[r] = mnew;
+  }
+
+  // o = o * corr + sum_j p[j] * V[j], 32 dimensions at a time (16 for a remainder).
+  int d = 0;
+  for (; d + 32 <= hd; d += 32) {
+    __m512 a0[G], a1[G];
+    for (int g = 0; g < G; ++g) {
+      const __m512 c = _mm512_set1_ps(st.corr[r0 + g]);
+      a0[g] = _mm512_mul_ps(_mm512_load_ps(st.o[r0 + g] + d), c);
+      a1[g] = _mm512_mul_ps(_mm512_load_ps(st.o[r0 + g] + d + 16), c);
+    }
+    for (int j = 0; j < nb; ++j) {
+      const uint16_t* vr = vb + static_cast<size_t>(j) * hd + d;
+      const __m512 v0 = load_half16(vr), v1 = load_half16(vr + 16);
+      for (int g = 0; g < G; ++g) {
+        const __m512 pv = _mm512_set1_ps(st.p[r0 + g][j]);
+        a0[g] = _mm512_fmadd_ps(pv, v0, a0[g]);
+        a1[g] = _mm512_fmadd_ps(pv, v1, a1[g]);
+      }
+    }
+    for (int g = 0; g < G; ++g) {
+      _mm512_store_ps(st.o[r0 + g] + d, a0[g]);
+      _mm512_store_ps(st.o[r0 + g] + d + 16, a1[g]);
+    }
+  }
+  for (; d < hd; d += 16) {
+    __m512 a0[G];
+    for (int g = 0; g < G; ++g) a0[g] = _mm512_mul_ps(_mm512_load_ps(st.o[r0 + g] + d), _mm512_set1_ps(st.corr[r0 + g]));
+    for (int j = 0; j < nb; ++j) {
+      const __m512 v0 = load_half16(vb + static_cast<size_t>(j) * hd + d);
+      for (int g = 0; g < G; ++g) a0[g] = _mm512_fmadd_ps(_mm512_set1_ps(st.p[r0 + g][j]), v0, a0[g]);
+    }
+    for (int g = 0; g < G; ++g) _mm512_store_ps(st.o[r0 + g] + d, a0[g]);
+  }
+}
+
+using StepFn = void (*)(RowState&, int, const uint16_t*, const uint16_t*, int, int, int);
+constexpr StepFn kSteps[9] = {nullptr,         block_step<1>, block_step<2>, block_step<3>, block_step<4>,
+                              block_step<5>, block_step<6>, block_step<7>, block_step<8>};
+
 void attend(const AttentionArgs& a, const AttnRows& rows) {
-  const int hd = a.head_dim;
-  alignas(64) float q[R][256];   // f16-rounded, scaled queries
-  alignas(64) float o[R][256];   // unnormalised outputs
-  alignas(64) float p[R][B];     // probabilities of the current block
-  float m[R], l[R], corr[R];
+  const int hd = a.head_dim, R = rows.n_rows;
+  RowState st;
   const __m512 scale = _mm512_set1_ps(a.scale);
   int32_t last_max = 0;
   for (int r = 0; r < R; ++r) {
     for (int d = 0; d < hd; d += 16) {
       // llama.cpp converts Q to f16 for K·Q; do the same rounding
       const __m256i h = _mm512_cvtps_ph(_mm512_loadu_ps(rows.q[r] + d), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-      _mm512_store_ps(q[r] + d, _mm512_mul_ps(_mm512_cvtph_ps(h), scale));
-      _mm512_store_ps(o[r] + d, _mm512_setzero_ps());
+      _mm512_store_ps(st.q[r] + d, _mm512_mul_ps(_mm512_cvtph_ps(h), scale));
+      _mm512_store_ps(st.o[r] + d, _mm512_setzero_ps());
     }
-    m[r] = -INFINITY;
-    l[r] = 0.0f;
+    st.m[r] = -INFINITY;
+    st.l[r] = 0.0f;
+    st.last[r] = rows.last[r];
     last_max = std::max(last_max, rows.last[r]);
   }
   const int n_keys = last_max + 1;
   const size_t k_head = static_cast<size_t>(rows.kv_head) * hd * B;
   const size_t v_head = static_cast<size_t>(rows.kv_head) * B * hd;
-
   for (int j0 = 0; j0 < n_keys; j0 += B) {
     const size_t blk = static_cast<size_t>(rows.blocks[j0 / B]) * a.block_elems;
-    const uint16_t* kb = a.k_cache + blk + k_head;  // [hd][B]
-    const uint16_t* vb = a.v_cache + blk + v_head;  // [B][hd]
     const int nb = std::min(B, n_keys - j0);
-
-    // Scores, 16 keys per slice: s[r] = sum_d q[r][d] * K[d][keys].
-    __m512 s[B / 16][R];
-    for (int half = 0; half < B / 16; ++half) {
-      if (half * 16 >= nb) {
-        for (int r = 0; r < R; ++r) s[half][r] = _mm512_set1_ps(-INFINITY);
-        continue;
-      }
-      __m512 acc[R];
-      for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
-      const uint16_t* kp = kb + half * 16;
-      for (int d = 0; d < hd; ++d) {
-        const __m512 k = load_half16(kp + d * B);
-        for (int r = 0; r < R; ++r) acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(q[r][d]), k, acc[r]);
-      }
-      const int jj = j0 + half * 16;
-      for (int r = 0; r < R; ++r)
-        s[half][r] = _mm512_mask_mov_ps(_mm512_set1_ps(-INFINITY), visible(jj, rows.last[r]), acc[r]);
-    }
-
-    // Online softmax: new running max, rescale factor for what was accumulated, block probabilities.
-    for (int r = 0; r < R; ++r) {
-      __m512 mx = s[0][r];
-      for (int half = 1; half < B / 16; ++half) mx = _mm512_max_ps(mx, s[half][r]);
-      const float bm = _mm512_reduce_max_ps(mx);
-      if (bm == -INFINITY) {  // the row sees none of these keys
-        corr[r] = 1.0f;
-        for (int half = 0; half < B / 16; ++half) _mm512_store_ps(p[r] + half * 16, _mm512_setzero_ps());
-        continue;
-      }
-      const float mnew = std::max(m[r], bm);
-      corr[r] = std::exp(m[r] - mnew);
-      const __m512 mv = _mm512_set1_ps(mnew);
-      __m512 sum = _mm512_setzero_ps();
-      for (int half = 0; half < B / 16; ++half) {
-        const __m512 e = exp512(_mm512_sub_ps(s[half][r], mv));
-        sum = _mm512_add_ps(sum, e);
-        _mm512_store_ps(p[r] + half * 16, e);
-      }
-      l[r] = l[r] * corr[r] + _mm512_reduce_add_ps(sum);
-      m[r] = mnew;
-    }
-
-    // o[r] = o[r] * corr[r] + sum_j p[r][j] * V[j], 16 dimensions at a time.
-    for (int d = 0; d < hd; d += 16) {
-      __m512 acc[R];
-      for (int r = 0; r < R; ++r) acc[r] = _mm512_mul_ps(_mm512_load_ps(o[r] + d), _mm512_set1_ps(corr[r]));
-      for (int j = 0; j < nb; ++j) {
-        const __m512 v = load_half16(vb + static_cast<size_t>(j) * hd + d);
-        for (int r = 0; r < R; ++r) acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(p[r][j]), v, acc[r]);
-      }
-      for (int r = 0; r < R; ++r) _mm512_store_ps(o[r] + d, acc[r]);
-    }
+    // rows in groups of up to 8 while the block is hot in L1
+    for (int r0 = 0; r0 < R; r0 += 8)
+      kSteps[std::min(8, R - r0)](st, r0, a.k_cache + blk + k_head, a.v_cache + blk + v_head, j0, nb, hd);
   }
-
   for (int r = 0; r < R; ++r) {
-    const __m512 inv = _mm512_set1_ps(l[r] > 0.0f ? 1.0f / l[r] : 0.0f);
-    for (int d = 0; d < hd; d += 16) _mm512_storeu_ps(rows.out[r] + d, _mm512_mul_ps(_mm512_load_ps(o[r] + d), inv));
+    const __m512 inv = _mm512_set1_ps(st.l[r] > 0.0f ? 1.0f / st.l[r] : 0.0f);
+    for (int d = 0; d < hd; d += 16) _mm512_storeu_ps(rows.out[r] + d, _mm512_mul_ps(_mm512_load_ps(st.o[r] + d), inv));
   }
 }
 
 }  // namespace
 
-void attend_rows_avx512(const AttentionArgs& a, const AttnRows& rows) {
-  switch (rows.n_rows) {
-#define TESSERA_ROWS(n) \
-  case n:               \
-    return attend<n>(a, rows);
-    TESSERA_ROWS(1) TESSERA_ROWS(2) TESSERA_ROWS(3) TESSERA_ROWS(4) TESSERA_ROWS(5) TESSERA_ROWS(6)
-    TESSERA_ROWS(7) TESSERA_ROWS(8) TESSERA_ROWS(9) TESSERA_ROWS(10) TESSERA_ROWS(11) TESSERA_ROWS(12)
-    TESSERA_ROWS(13) TESSERA_ROWS(14) TESSERA_ROWS(15) TESSERA_ROWS(16)
-#undef TESSERA_ROWS
-    default:
-      return;
-  }
-}
+void attend_rows_avx512(const AttentionArgs& a, const AttnRows& rows) { attend(a, rows); }
 
 }  // namespace tessera::ops::detail
