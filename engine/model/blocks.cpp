@@ -116,29 +116,28 @@ void attention_block(const Model& m, int layer, const Batch& b, KvCache& kv, Wor
   };
   ops::matmul(qkv, pool);
 
-  const int64_t half = hd / 2;
-  parallel_rows(pool, n, 16, [&](int64_t t_begin, int64_t t_end) {
-  for (int64_t t = t_begin; t < t_end; ++t) {
-    float* qt = ws.q.data() + t * q_dim;
-    float* kt = ws.k.data() + t * kv_dim;
-    float* vt = ws.v.data() + t * kv_dim;
-    if (L.bq) {  // qwen2: projection biases
-      ops::add(qt, L.bq, q_dim);
-      ops::add(kt, L.bk, kv_dim);
-      ops::add(vt, L.bv, kv_dim);
+  // per token: biases (qwen2), QK-norm (qwen3), RoPE, K and V into the f16 cache
+  parallel_rows(pool, n, 16, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      float* qt = ws.q.data() + t * q_dim;
+      float* kt = ws.k.data() + t * kv_dim;
+      float* vt = ws.v.data() + t * kv_dim;
+      if (L.bq) {  // qwen2: projection biases
+        ops::add(qt, L.bq, q_dim);
+        ops::add(kt, L.bk, kv_dim);
+        ops::add(vt, L.bv, kv_dim);
+      }
+      if (L.q_norm) {  // qwen3: QK-norm, rmsnorm of each head
+        ops::rmsnorm(qt, hd, qt, hd, L.q_norm, c.n_head, hd, c.eps);
+        ops::rmsnorm(kt, hd, kt, hd, L.k_norm, c.n_head_kv, hd, c.eps);
+      }
+      // RoPE, NEOX pairs (i, i + hd/2), at the token's position
+      const float* cs = ws.rope_cos.data() + t * (hd / 2);
+      const float* sn = ws.rope_sin.data() + t * (hd / 2);
+      ops::rope_neox(qt, c.n_head, hd, cs, sn);
+      ops::rope_neox(kt, c.n_head_kv, hd, cs, sn);
+      kv.store(layer, b.block_table[t], b.pos[t], kt, vt);
     }
-    if (L.q_norm) {  // qwen3: QK-norm, rmsnorm of each head
-      ops::rmsnorm(qt, hd, qt, hd, L.q_norm, c.n_head, hd, c.eps);
-      ops::rmsnorm(kt, hd, kt, hd, L.k_norm, c.n_head_kv, hd, c.eps);
-    }
-    // RoPE (NEOX pairs (i, i + hd/2)) at the token's position
-    const float* cs = ws.rope_cos.data() + t * half;
-    const float* sn = ws.rope_sin.data() + t * half;
-    ops::rope_neox(qt, c.n_head, hd, cs, sn);
-    ops::rope_neox(kt, c.n_head_kv, hd, cs, sn);
-    // K and V into the f16 cache
-    kv.store(layer, b.block_table[t], b.pos[t], kt, vt);
-  }
   });
 
   // attn = softmax(q k^T / sqrt(hd), causal) v, query head h on KV head h / (n_head / n_head_kv)

@@ -11,6 +11,17 @@ namespace tessera::engine {
 
 namespace {
 
+// p = softmax(r) over all n_expert router logits (in place), sel = the k largest, w_j = p_j / sum(p_sel)
+// (the sum clamped below at 6.1035e-5, as llama.cpp).
+void route(float* r, int64_t n_expert, int k, int32_t* sel, float* w) {
+  ops::softmax(r, n_expert);
+  ops::top_k(r, n_expert, k, sel);
+  float sum = 0.0f;
+  for (int j = 0; j < k; ++j) sum += r[sel[j]];
+  sum = std::max(sum, 6.1035e-5f);
+  for (int j = 0; j < k; ++j) w[j] = r[sel[j]] / sum;
+}
+
 // x += sum_j w_j * Wdown_j(silu(Wgate_j h) * Wup_j h) over the k experts the router picks for each
 // token, h = rmsnorm(x) * ffn_norm. The batch's (token, slot) pairs are grouped by expert, so each
 // selected expert's weights are read once per step: all gate+up products in one matmul call, then
@@ -29,17 +40,8 @@ void moe_block(const Model& m, int layer, const Batch& b, Workspace& ws, ThreadP
   // router logits r = Wr h, p = softmax(r) over all experts, the K largest, w_j = p_j / sum(p_sel)
   ops::matmul(ops::MatmulJob{L.router, ws.h.data(), E, n, ws.router.data(), X}, pool);
   parallel_rows(pool, n, 32, [&](int64_t t0, int64_t t1) {
-  for (int64_t t = t0; t < t1; ++t) {
-    float* p = ws.router.data() + t * X;
-    int32_t* sel = ws.sel_expert.data() + t * K;
-    float* w = ws.sel_weight.data() + t * K;
-    ops::softmax(p, X);
-    ops::top_k(p, X, K, sel);
-    float sum = 0.0f;
-    for (int j = 0; j < K; ++j) sum += p[sel[j]];
-    sum = std::max(sum, 6.1035e-5f);
-    for (int j = 0; j < K; ++j) w[j] = p[sel[j]] / sum;
-  }
+    for (int64_t t = t0; t < t1; ++t)
+      route(ws.router.data() + t * X, X, K, ws.sel_expert.data() + t * K, ws.sel_weight.data() + t * K);
   });
 
   // Group (token, slot) pairs by expert (counting sort): expert e owns rows
