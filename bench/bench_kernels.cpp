@@ -6,6 +6,7 @@
 //   down8   8 experts' down (8 jobs of 768->2048), one token
 //   head    the 151669x2048 output head (Q6_K and Q8_0 kernels only), one token
 //   prefill 512 tokens x 2048->768 (GEMM kernels)
+//   moe_prefill 16 experts x 32 tokens each, 2048->768 (GEMM kernels: how MoE prefill groups tokens)
 // Threads: TESSERA_BENCH_THREADS (default 2). Other processes on the machine make numbers noisy: use
 // --benchmark_repetitions and take the best.
 #include <benchmark/benchmark.h>
@@ -14,6 +15,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <map>
 #include <memory>
 #include <thread>
@@ -37,6 +39,12 @@ int bench_threads() {
 ThreadPool& pool() {
   static ThreadPool p(bench_threads());
   return p;
+}
+
+double process_cpu_seconds() {
+  timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
 }
 
 // Copy bandwidth (bytes read + bytes written per second) with the pool's threads on 256 MiB.
@@ -95,12 +103,14 @@ void run_case(benchmark::State& state, const MatmulKernel* k, Case c) {
   clear_kernel_overrides();
   set_kernel_override(op_key(k->op, t), k->name);
   matmul(jobs, pool());  // warm-up (and the weights into whatever cache level they fit)
+  const double cpu0 = process_cpu_seconds();
   const auto t0 = std::chrono::steady_clock::now();
   for (auto _ : state) {
     matmul(jobs, pool());
     benchmark::DoNotOptimize(y.data());
   }
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double cpu_secs = process_cpu_seconds() - cpu0;
   clear_kernel_overrides();
   const double iters = static_cast<double>(state.iterations());
   const double bytes = static_cast<double>(rb) * c.n_out * c.n_jobs;  // weight bytes per call
@@ -110,6 +120,10 @@ void run_case(benchmark::State& state, const MatmulKernel* k, Case c) {
   state.counters["GMAC/s"] = macs * iters / secs / 1e9;
   // weight bytes per second against copy traffic (read + write) per second, measured in this run
   state.counters["pct_memcpy"] = 100.0 * gbps / memcpy_gbps();
+  // per second of CPU time of all threads: what the kernel does with the cores it actually got (the
+  // machine is shared, so wall-clock rates undercount when other processes run)
+  state.counters["GMAC/cpu_s"] = macs * iters / cpu_secs / 1e9;
+  state.counters["GB/cpu_s"] = bytes * iters / cpu_secs / 1e9;
   state.counters["threads"] = pool().size();
   state.SetLabel(std::string(backend_name(k->backend)));
 }
@@ -139,6 +153,8 @@ int main(int argc, char** argv) {
   const Case down8{"down8_8x768x2048", 768, 2048, 1, 8, false};
   const Case head{"head_151669x2048", 2048, 151669, 1, 1, true};
   const Case prefill{"prefill_512x2048x768", 2048, 768, 512, 1, true};
+  // MoE prefill: 512 tokens x top-8 over 128 experts = 32 tokens per expert on average
+  const Case moe_prefill{"moe_prefill_16x32tok_2048x768", 2048, 768, 32, 16, false};
   for (const MatmulKernel& k : matmul_kernels()) {
     std::vector<Case> cases;
     const bool slow = k.backend == Backend::Ref || k.variant == "scalar";
@@ -146,7 +162,8 @@ int main(int argc, char** argv) {
       cases = {expert, moe8, down8};
       if (!slow && (k.wtype == GgmlType::Q6_K || k.wtype == GgmlType::Q8_0)) cases.push_back(head);
     } else {
-      cases = {k.backend == Backend::Ref ? Case{"prefill_16x2048x768", 2048, 768, 16, 1, true} : prefill};
+      if (k.backend == Backend::Ref) cases = {Case{"prefill_16x2048x768", 2048, 768, 16, 1, true}};
+      else cases = {prefill, moe_prefill};
     }
     for (const Case& c : cases) {
       const MatmulShape s{k.wtype, c.n_in, c.n_out, c.n_tokens};

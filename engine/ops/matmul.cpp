@@ -9,6 +9,7 @@
 
 #include "engine/core/error.h"
 #include "engine/ops/registry.h"
+#include "kernels/cpu/cpu_kernels.h"
 #include "kernels/ref/act_quant.h"
 
 namespace tessera::ops {
@@ -147,11 +148,12 @@ void matmul(std::span<const MatmulJob> jobs, ThreadPool& pool) {
     for (int64_t t = 0; t < jobs[i].n_tokens; t += step)
       quant_tasks.push_back({static_cast<int32_t>(i), t, std::min(jobs[i].n_tokens, t + step)});
   }
+  const auto quantize_fn = caps.has_avx512() ? quantize_activations_avx512 : quantize_activations;
   auto quantize = [&](int64_t qi, int) {
     const QuantTask& q = quant_tasks[qi];
     const MatmulJob& j = jobs[q.job];
     ActBuffers& b = buffers[q.job];
-    quantize_activations(plans[q.job].kernel->act, j.x, j.x_stride, j.w.n_in, q.t_begin, q.t_end, b.qs.data(),
+    quantize_fn(plans[q.job].kernel->act, j.x, j.x_stride, j.w.n_in, q.t_begin, q.t_end, b.qs.data(),
                          b.d.data(), b.s.data(), b.s32.data(), b.h16.data());
   };
   if (parallel_quant) {

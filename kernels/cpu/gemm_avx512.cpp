@@ -48,6 +48,162 @@ void tile_block(const uint8_t* q, const float* ta, const float* tc, int64_t n_su
   for (int t = 0; t < T; ++t) _mm512_mask_storeu_ps(y + t * y_stride, store_mask, acc[t]);
 }
 
+// ---- SIMD row unpack (hot types) and the 16-row dword transpose into the tile ----
+
+inline __m256i nibbles32_512(const uint8_t* qs) {
+  const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
+  return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(q, 4), q), _mm256_set1_epi8(15));
+}
+
+// Codes, a and c of one row like unpack_row, with SIMD for the types of real files; false = not handled.
+inline bool unpack_row_simd(GgmlType t, const uint8_t* row, int64_t n, uint8_t* u, float* a, float* c) {
+  switch (t) {
+    case GgmlType::IQ4_NL: case GgmlType::Q8_0: case GgmlType::Q5_0: case GgmlType::Q4_0: {
+      alignas(32) int8_t tb[32];
+      for (int i = 0; i < 32; ++i) tb[i] = static_cast<int8_t>(kIQ4NLValues[i % 16] + 128);
+      const __m256i table = _mm256_load_si256(reinterpret_cast<const __m256i*>(tb));
+      const size_t bs = type_traits(t).type_size;
+      const float z = t == GgmlType::Q4_0 ? 8.0f : t == GgmlType::Q5_0 ? 16.0f : 128.0f;
+      for (int64_t b = 0; b < n / 32; ++b, row += bs) {
+        __m256i v;
+        if (t == GgmlType::IQ4_NL) {
+          v = _mm256_shuffle_epi8(table, nibbles32_512(row + 2));
+        } else if (t == GgmlType::Q8_0) {
+          v = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + 2)),
+                               _mm256_set1_epi8(static_cast<char>(0x80)));
+        } else if (t == GgmlType::Q4_0) {
+          v = nibbles32_512(row + 2);
+        } else {
+          uint32_t qh;
+          std::memcpy(&qh, row + 2, 4);
+          v = nibbles32_512(row + 6);
+          v = _mm256_mask_add_epi8(v, static_cast<__mmask32>(qh), v, _mm256_set1_epi8(16));
+        }
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(u + 32 * b), v);
+        const float d = _cvtsh_ss(*reinterpret_cast<const uint16_t*>(row));
+        a[b] = d;
+        c[b] = z * d;
+      }
+      return true;
+    }
+    case GgmlType::Q4_K: case GgmlType::Q5_K: {
+      const bool five = t == GgmlType::Q5_K;
+      const size_t bs = five ? sizeof(block_q5_K) : sizeof(block_q4_K);
+      const __m256i m4 = _mm256_set1_epi8(15);
+      for (int64_t i = 0; i < n / 256; ++i, row += bs, u += 256, a += 8, c += 8) {
+        const float d = _cvtsh_ss(reinterpret_cast<const uint16_t*>(row)[0]);
+        const float dmin = _cvtsh_ss(reinterpret_cast<const uint16_t*>(row)[1]);
+        uint8_t sc[8], m[8];
+        k_scales(row + 4, sc, m);
+        for (int s = 0; s < 8; ++s) {
+          a[s] = d * sc[s];
+          c[s] = dmin * m[s];
+        }
+        const uint8_t* qs = row + (five ? 48 : 16);
+        const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + 16));
+        for (int ch = 0; ch < 4; ++ch) {
+          const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs + 32 * ch));
+          __m256i lo = _mm256_and_si256(q, m4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+          if (five) {
+            const __mmask32 blo = _mm256_test_epi8_mask(qh, _mm256_set1_epi8(static_cast<char>(1 << (2 * ch))));
+            const __mmask32 bhi = _mm256_test_epi8_mask(qh, _mm256_set1_epi8(static_cast<char>(2 << (2 * ch))));
+            lo = _mm256_mask_add_epi8(lo, blo, lo, _mm256_set1_epi8(16));
+            hi = _mm256_mask_add_epi8(hi, bhi, hi, _mm256_set1_epi8(16));
+          }
+          _mm256_storeu_si256(reinterpret_cast<__m256i*>(u + 64 * ch), lo);
+          _mm256_storeu_si256(reinterpret_cast<__m256i*>(u + 64 * ch + 32), hi);
+        }
+      }
+      return true;
+    }
+    case GgmlType::Q6_K: {
+      const auto* b = reinterpret_cast<const block_q6_K*>(row);
+      const __m512i m4 = _mm512_set1_epi8(15), m30 = _mm512_set1_epi8(0x30);
+      const __m512i cnt_a = _mm512_setr_epi32(4, 4, 4, 4, 4, 4, 4, 4, 2, 2, 2, 2, 2, 2, 2, 2);
+      const __m512i cnt_b = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 2, 2, 2, 2, 2, 2, 2, 2);
+      for (int64_t i = 0; i < n / 256; ++i, ++b, u += 256, a += 16, c += 16) {
+        const float d = _cvtsh_ss(b->d);
+        for (int s = 0; s < 16; ++s) {
+          a[s] = d * b->scales[s];
+          c[s] = 32.0f * a[s];
+        }
+        for (int h = 0; h < 2; ++h) {
+          const __m512i l = _mm512_loadu_si512(b->ql + 64 * h);
+          const __m512i qh = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b->qh + 32 * h)));
+          const __m512i va = _mm512_or_si512(_mm512_and_si512(l, m4), _mm512_and_si512(_mm512_sllv_epi32(qh, cnt_a), m30));
+          const __m512i vb = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l, 4), m4),
+                                             _mm512_and_si512(_mm512_srlv_epi32(qh, cnt_b), m30));
+          _mm512_storeu_si512(u + 128 * h, va);
+          _mm512_storeu_si512(u + 128 * h + 64, vb);
+        }
+      }
+      return true;
+    }
+    default: return false;
+  }
+}
+
+// 16 rows x 16 dwords -> 16 registers of one dword index across the rows.
+inline void transpose16x16(__m512i r[16]) {
+  __m512i t[16], v[16];
+  for (int i = 0; i < 8; ++i) {
+    t[2 * i] = _mm512_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_epi32(r[2 * i], r[2 * i + 1]);
+  }
+  for (int i = 0; i < 4; ++i) {  // rows 4i..4i+3: v[4i + m] = element m of each 128-bit lane
+    v[4 * i + 0] = _mm512_unpacklo_epi64(t[4 * i], t[4 * i + 2]);
+    v[4 * i + 1] = _mm512_unpackhi_epi64(t[4 * i], t[4 * i + 2]);
+    v[4 * i + 2] = _mm512_unpacklo_epi64(t[4 * i + 1], t[4 * i + 3]);
+    v[4 * i + 3] = _mm512_unpackhi_epi64(t[4 * i + 1], t[4 * i + 3]);
+  }
+  for (int m = 0; m < 4; ++m) {
+    const __m512i p = _mm512_shuffle_i32x4(v[m], v[4 + m], _MM_SHUFFLE(2, 0, 2, 0));
+    const __m512i q = _mm512_shuffle_i32x4(v[m], v[4 + m], _MM_SHUFFLE(3, 1, 3, 1));
+    const __m512i p2 = _mm512_shuffle_i32x4(v[8 + m], v[12 + m], _MM_SHUFFLE(2, 0, 2, 0));
+    const __m512i q2 = _mm512_shuffle_i32x4(v[8 + m], v[12 + m], _MM_SHUFFLE(3, 1, 3, 1));
+    r[m] = _mm512_shuffle_i32x4(p, p2, _MM_SHUFFLE(2, 0, 2, 0));       // dword m of lane 0
+    r[8 + m] = _mm512_shuffle_i32x4(p, p2, _MM_SHUFFLE(3, 1, 3, 1));   // lane 2
+    r[4 + m] = _mm512_shuffle_i32x4(q, q2, _MM_SHUFFLE(2, 0, 2, 0));   // lane 1
+    r[12 + m] = _mm512_shuffle_i32x4(q, q2, _MM_SHUFFLE(3, 1, 3, 1));  // lane 3
+  }
+}
+
+// The 16-row tile (see unpack_tile in unpack.h): rows decoded into rows [16][n] (SIMD where it exists),
+// then transposed 64 bytes at a time.
+void unpack_tile16(GgmlType t, const uint8_t* w, size_t row_bytes, int64_t r0, int nrows, int64_t n, uint8_t* q,
+                   float* a, float* c, uint8_t* rows, float* ra, float* rc) {
+  const int64_t n_sub = n / unpack_sub(t);
+  const int64_t stride = n + 64;  // not a multiple of 4 KiB: the 16 row loads of a column block hit different L1 sets
+  for (int i = 0; i < R; ++i) {
+    uint8_t* u = rows + i * stride;
+    float* ai = ra + i * n_sub;
+    float* ci = rc + i * n_sub;
+    if (i < nrows) {
+      const uint8_t* src = w + static_cast<size_t>(r0 + i) * row_bytes;
+      if (!unpack_row_simd(t, src, n, u, ai, ci)) unpack_row(t, src, n, u, ai, ci);
+    } else {
+      std::memset(u, 0, static_cast<size_t>(n));
+      for (int64_t s = 0; s < n_sub; ++s) ai[s] = ci[s] = 0.0f;
+    }
+  }
+  for (int64_t cb = 0; cb < n / 64; ++cb) {
+    __m512i r[16];
+    for (int i = 0; i < 16; ++i) r[i] = _mm512_loadu_si512(rows + i * stride + 64 * cb);
+    transpose16x16(r);
+    for (int k = 0; k < 16; ++k) _mm512_store_si512(q + (16 * cb + k) * 64, r[k]);
+  }
+  if (n % 64) {  // a last 32 values
+    uint32_t* q32 = reinterpret_cast<uint32_t*>(q);
+    for (int i = 0; i < R; ++i)
+      for (int64_t k = (n / 64) * 16; k < n / 4; ++k) std::memcpy(&q32[k * R + i], rows + i * stride + 4 * k, 4);
+  }
+  for (int i = 0; i < R; ++i)
+    for (int64_t s = 0; s < n_sub; ++s) {
+      a[s * R + i] = ra[i * n_sub + s];
+      c[s * R + i] = rc[i * n_sub + s];
+    }
+}
+
 template <int SUB>
 void gemm_q8_tiles(const MatmulArgs& args) {
   const WeightView& w = *args.w;
@@ -57,9 +213,10 @@ void gemm_q8_tiles(const MatmulArgs& args) {
   uint8_t* q = cpu_kernel_scratch(0, static_cast<size_t>(n) * R + 2 * sizeof(float) * n_sub * R);
   float* ta = reinterpret_cast<float*>(q + n * R);
   float* tc = ta + n_sub * R;
-  uint8_t* tmp = cpu_kernel_scratch(1, static_cast<size_t>(n) + 2 * sizeof(float) * n_sub + 64);
-  float* tmpa = reinterpret_cast<float*>(tmp + (n + 63) / 64 * 64);
-  float* tmpc = tmpa + n_sub;
+  // 16 decoded rows before the transpose: u [16][n + 64], a, c [16][n_sub]
+  uint8_t* rows = cpu_kernel_scratch(1, static_cast<size_t>(n + 64) * R + 2 * sizeof(float) * n_sub * R + 64);
+  float* ra = reinterpret_cast<float*>(rows + ((n + 64) * R + 63) / 64 * 64);
+  float* rc = ra + n_sub * R;
   // per token and sub-block: dx and dx * sum(q)
   float* dx = reinterpret_cast<float*>(cpu_kernel_scratch(2, sizeof(float) * 2 * n_sub * n_tok));
   float* dxs = dx + n_sub * n_tok;
@@ -75,7 +232,13 @@ void gemm_q8_tiles(const MatmulArgs& args) {
   }
   for (int64_t r0 = args.row_begin; r0 < args.row_end; r0 += R) {
     const int nrows = static_cast<int>(args.row_end - r0 < R ? args.row_end - r0 : R);
-    unpack_tile<R>(w.type, w.data, w.row_bytes, r0, nrows, n, q, ta, tc, tmp, tmpa, tmpc);
+    unpack_tile16(w.type, w.data, w.row_bytes, r0, nrows, n, q, ta, tc, rows, ra, rc);
+    // start fetching the next tile's weights while this one computes
+    if (r0 + R < args.row_end) {
+      const uint8_t* next = w.data + static_cast<size_t>(r0 + R) * w.row_bytes;
+      const size_t next_bytes = static_cast<size_t>(args.row_end - r0 - R < R ? args.row_end - r0 - R : R) * w.row_bytes;
+      for (size_t off = 0; off < next_bytes; off += 64) _mm_prefetch(reinterpret_cast<const char*>(next + off), _MM_HINT_T1);
+    }
     const __mmask16 mask = static_cast<__mmask16>((1u << nrows) - 1);
     for (int64_t t0 = 0; t0 < n_tok; t0 += TMAX) {
       const int nt = static_cast<int>(n_tok - t0 < TMAX ? n_tok - t0 : TMAX);

@@ -9,6 +9,8 @@
 #include "engine/ops/matmul.h"
 #include "engine/ops/registry.h"
 #include "gguf/codecs.h"
+#include "kernels/cpu/cpu_kernels.h"
+#include "kernels/ref/act_quant.h"
 #include "kernels/ref/random_weights.h"
 
 namespace tessera::ops {
@@ -179,6 +181,29 @@ TEST(Matmul, SeveralJobsSharingAnInputAndEmptyJobs) {
   EXPECT_LT(nmse(y1, exact_product(GgmlType::Q4_K, w1, n_in, 17, x, 2)), 2e-3);
   EXPECT_LT(nmse(y2, exact_product(GgmlType::Q6_K, w2, n_in, 5, x, 2)), 2e-3);
   for (float v : y3) EXPECT_EQ(v, 42.0f);  // no tokens: nothing written
+}
+
+TEST(ActivationQuant, SimdIsBitIdenticalToTheReference) {
+  if (!cpu_caps().has_avx512()) GTEST_SKIP() << "no AVX-512 here";
+  const int64_t n = 1024, n_tok = 3;
+  auto x = random_activations(n * n_tok, 9);
+  for (int i = 256; i < 512; ++i) x[i] = 0.0f;           // an all-zero Q8_K block
+  x[600] = 3.0f;  // equal magnitudes: the first one's sign wins
+  x[601] = -3.0f;
+  for (int i = 700; i < 732; ++i) x[i] = (i % 2) ? 0.5f : -0.5f;  // ties at amax in a Q8_0 block
+  for (ActType a : {ActType::Q8_0, ActType::Q8_1, ActType::Q8_K, ActType::F16}) {
+    std::vector<int8_t> q1(n * n_tok), q2(n * n_tok);
+    std::vector<float> d1(n * n_tok / 32), d2(d1.size());
+    std::vector<int32_t> s1(n * n_tok / 16), s2(s1.size()), t1(n * n_tok / 32), t2(t1.size());
+    std::vector<uint16_t> h1(n * n_tok), h2(n * n_tok);
+    quantize_activations(a, x.data(), n, n, 0, n_tok, q1.data(), d1.data(), s1.data(), t1.data(), h1.data());
+    quantize_activations_avx512(a, x.data(), n, n, 0, n_tok, q2.data(), d2.data(), s2.data(), t2.data(), h2.data());
+    EXPECT_EQ(q1, q2) << act_type_name(a);
+    EXPECT_EQ(s1, s2) << act_type_name(a);
+    EXPECT_EQ(t1, t2) << act_type_name(a);
+    EXPECT_EQ(h1, h2) << act_type_name(a);
+    for (size_t i = 0; i < d1.size(); ++i) ASSERT_EQ(d1[i], d2[i]) << act_type_name(a) << " block " << i;
+  }
 }
 
 TEST(Matmul, BadJobsThrow) {
