@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <ctime>
 
 #include "engine/core/error.h"
 
@@ -21,6 +22,12 @@ namespace {
 
 double ms_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+}
+
+double process_cpu_ms() {
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) * 1e3 + static_cast<double>(ts.tv_nsec) * 1e-6;
 }
 
 // Length of the longest suffix of text that is a proper prefix of some stop string (text that must
@@ -54,9 +61,12 @@ GenerateResult generate(Context& ctx, std::span<const int32_t> prompt, const Gen
   for (int32_t id : prompt) sampler.accept(id);
 
   auto t0 = std::chrono::steady_clock::now();
+  double c0 = process_cpu_ms();
   std::span<const float> logits = ctx.eval(prompt, false, seq);
   res.prompt_ms = ms_since(t0);
+  res.prompt_cpu_ms = process_cpu_ms() - c0;
   t0 = std::chrono::steady_clock::now();
+  c0 = process_cpu_ms();
 
   tok::StreamDecoder dec(tok);
   std::string text;      // everything decoded so far (minus a matched stop string)
@@ -107,6 +117,7 @@ GenerateResult generate(Context& ctx, std::span<const int32_t> prompt, const Gen
   }
   res.text = std::move(text);
   res.gen_ms = ms_since(t0);
+  res.gen_cpu_ms = process_cpu_ms() - c0;
   return res;
 }
 

@@ -32,6 +32,8 @@ struct GenerateResult {
   int n_generated = 0;
   double prompt_ms = 0;             // prompt evaluation
   double gen_ms = 0;                // everything after the prompt
+  double prompt_cpu_ms = 0;         // process CPU time (all threads) of the same phases: shows how
+  double gen_cpu_ms = 0;            // much of the wall time was this process's when cores are shared
 };
 
 // Called with each piece of text that is safe to show (held back while it could still be the start
