@@ -1,7 +1,94 @@
-// tessera kernels (placeholder until its issue lands).
+// tessera kernels list [--markdown]: every registered kernel (name, backend, op, weight and activation
+// types, variant, priority, whether this CPU runs it, whether dispatch picks it by default).
+// --markdown prints the list and an op x type x variant coverage table (docs/kernels.md is made from it).
+#include <cstdio>
+#include <map>
+#include <set>
+#include <string>
+
 #include "engine/core/error.h"
+#include "engine/ops/registry.h"
+#include "tools/cli/args.h"
 #include "tools/cli/commands.h"
 
 namespace tessera::cli {
-int cmd_kernels(int, char**) { throw_error("'kernels' is not built yet"); }
+
+namespace {
+
+using namespace tessera::ops;
+
+// A typical shape of each op (a 2048-wide row; K-quants need 256-multiples), to ask supports().
+MatmulShape typical_shape(const MatmulKernel& k) { return MatmulShape{k.wtype, 2048, 768, k.op == Op::Gemv ? 1 : 64}; }
+
+bool is_default(const MatmulKernel& k, const CpuCaps& caps) {
+  try {
+    return &select_matmul_kernel(typical_shape(k), caps) == &k;
+  } catch (const Error&) {
+    return false;
+  }
+}
+
+void print_plain(const CpuCaps& caps) {
+  std::printf("cpu: %s\n", caps.describe().c_str());
+  std::printf("%-36s %-7s %-5s %-7s %-5s %-13s %4s %-9s %s\n", "name", "backend", "op", "weight", "act", "variant",
+              "prio", "supported", "default");
+  for (const MatmulKernel& k : matmul_kernels()) {
+    const bool sup = kernel_supports(k, typical_shape(k), caps);
+    std::printf("%-36s %-7s %-5s %-7s %-5s %-13s %4d %-9s %s\n", k.name.c_str(),
+                std::string(backend_name(k.backend)).c_str(), std::string(op_name(k.op)).c_str(),
+                std::string(type_name(k.wtype)).c_str(), std::string(act_type_name(k.act)).c_str(), k.variant.c_str(),
+                k.priority, sup ? "yes" : "no", is_default(k, caps) ? "*" : "");
+  }
+}
+
+void print_markdown(const CpuCaps& caps) {
+  std::printf("Kernels registered in this build (`tessera kernels list --markdown`). \"here\" = supported on the\n");
+  std::printf("machine that generated this table (cpu: %s); \"default\" = what dispatch picks\n", caps.describe().c_str());
+  std::printf("for a 2048-wide row (gemv: 1 token, gemm: 64 tokens) with no override.\n\n");
+  // coverage: op x weight type -> variants
+  std::set<std::string> variants;
+  std::map<std::pair<std::string, std::string>, std::set<std::string>> have;
+  for (const MatmulKernel& k : matmul_kernels()) {
+    variants.insert(k.variant);
+    have[{std::string(op_name(k.op)), std::string(type_name(k.wtype))}].insert(k.variant);
+  }
+  std::printf("## Coverage (op x weight type x variant)\n\n| op | weight | activation |");
+  for (const std::string& v : variants) std::printf(" %s |", v.c_str());
+  std::printf("\n|---|---|---|");
+  for (size_t i = 0; i < variants.size(); ++i) std::printf("---|");
+  std::printf("\n");
+  for (Op op : {Op::Gemv, Op::Gemm}) {
+    for (GgmlType t : matmul_weight_types()) {
+      const auto& vs = have[{std::string(op_name(op)), std::string(type_name(t))}];
+      std::printf("| %s | %s | %s |", std::string(op_name(op)).c_str(), std::string(type_name(t)).c_str(),
+                  std::string(act_type_name(activation_type_for(t))).c_str());
+      for (const std::string& v : variants) std::printf(" %s |", vs.count(v) ? "x" : "");
+      std::printf("\n");
+    }
+  }
+  std::printf("\n## All kernels\n\n| name | backend | op | weight | activation | variant | priority | here | default |\n");
+  std::printf("|---|---|---|---|---|---|---|---|---|\n");
+  for (const MatmulKernel& k : matmul_kernels()) {
+    const bool sup = kernel_supports(k, typical_shape(k), caps);
+    std::printf("| `%s` | %s | %s | %s | %s | %s | %d | %s | %s |\n", k.name.c_str(),
+                std::string(backend_name(k.backend)).c_str(), std::string(op_name(k.op)).c_str(),
+                std::string(type_name(k.wtype)).c_str(), std::string(act_type_name(k.act)).c_str(), k.variant.c_str(),
+                k.priority, sup ? "yes" : "no", is_default(k, caps) ? "yes" : "");
+  }
+}
+
+}  // namespace
+
+int cmd_kernels(int argc, char** argv) {
+  Args args(argc, argv);
+  const bool markdown = args.flag({"--markdown", "--md"});
+  const auto pos = args.positionals();
+  args.finish();
+  if (pos.size() != 1 || pos[0] != "list") throw_error("usage: tessera kernels list [--markdown]");
+  const CpuCaps& caps = cpu_caps();
+  if (markdown) print_markdown(caps);
+  else print_plain(caps);
+  return 0;
+}
+
 }  // namespace tessera::cli
