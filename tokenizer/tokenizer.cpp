@@ -18,7 +18,47 @@ struct StringHash {
   using is_transparent = void;
   size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
 };
-using IdMap = std::unordered_map<std::string, int32_t, StringHash, std::equal_to<>>;
+
+// Vocabulary string -> id: open addressing over ids, comparing against the vocabulary itself
+// (no per-entry allocation; loading 150k tokens stays fast).
+class VocabIndex {
+ public:
+  void build(const std::vector<std::string>& text) {
+    text_ = &text;
+    size_t cap = 16;
+    while (cap < text.size() * 2) cap <<= 1;
+    slots_.assign(cap, Slot{});
+    for (int32_t id = 0; id < static_cast<int32_t>(text.size()); ++id) {
+      const size_t h = hash(text[id]);
+      size_t k = h & (cap - 1);
+      bool duplicate = false;
+      while (slots_[k].id >= 0 && !duplicate) {
+        duplicate = slots_[k].tag == static_cast<uint32_t>(h) && (*text_)[slots_[k].id] == text[id];  // first id wins
+        k = (k + 1) & (cap - 1);
+      }
+      if (!duplicate) slots_[k] = {id, static_cast<uint32_t>(h)};
+    }
+  }
+  std::optional<int32_t> find(std::string_view s) const {
+    const size_t mask = slots_.size() - 1;
+    const size_t h = hash(s);
+    for (size_t k = h & mask; slots_[k].id >= 0; k = (k + 1) & mask)
+      if (slots_[k].tag == static_cast<uint32_t>(h) && (*text_)[slots_[k].id] == s) return slots_[k].id;
+    return std::nullopt;
+  }
+
+ private:
+  struct Slot {
+    int32_t id = -1;
+    uint32_t tag = 0;  // low hash bits: most mismatches never touch the string
+  };
+  static size_t hash(std::string_view s) {
+    const size_t h = std::hash<std::string_view>{}(s);
+    return h ^ (h >> 32);
+  }
+  const std::vector<std::string>* text_ = nullptr;
+  std::vector<Slot> slots_;
+};
 
 // Texts that mark end-of-generation and FIM roles when the metadata has no id for them.
 constexpr std::string_view kEogTexts[] = {"<|endoftext|>", "<|im_end|>", "<|eot_id|>", "<|eom_id|>",
@@ -36,7 +76,7 @@ struct TokenizerImpl {
   std::vector<std::string> text;    // [n_vocab] vocabulary strings as stored
   std::vector<TokenType> type;      // [n_vocab]
   std::vector<std::string> piece;   // [n_vocab] decoded bytes
-  IdMap text_to_id;
+  VocabIndex text_to_id;  // refers to `text`
   MergeTable merges;
   std::array<int32_t, 256> byte_token{};  // token of each single byte
   const PreTokenizer* pre = nullptr;
@@ -72,7 +112,7 @@ std::optional<int32_t> id_from_meta(const gguf::File& f, std::string_view key, i
 
 std::optional<int32_t> id_from_texts(const TokenizerImpl& t, std::span<const std::string_view> texts) {
   for (const auto s : texts)
-    if (auto it = t.text_to_id.find(s); it != t.text_to_id.end()) return it->second;
+    if (auto id = t.text_to_id.find(s)) return id;
   return std::nullopt;
 }
 
@@ -140,34 +180,34 @@ Tokenizer Tokenizer::from_gguf(const gguf::File& f) {
       t->type[i] = static_cast<TokenType>(v);
     }
   }
-  t->text_to_id.reserve(n);
-  for (int32_t id = 0; id < n_vocab; ++id) t->text_to_id.emplace(t->text[id], id);  // first id wins on duplicates
+  t->text_to_id.build(t->text);
 
   // Single bytes: the token whose text is the byte's mapped code point.
   const auto& b2c = byte_to_code_point();
   for (int b = 0; b < 256; ++b) {
     std::string s;
     append_utf8(s, b2c[b]);
-    auto it = t->text_to_id.find(s);
-    if (it == t->text_to_id.end()) throw_error("{}: vocabulary has no token for byte 0x{:02X} ('{}')", f.path(), b, s);
-    t->byte_token[b] = it->second;
+    const auto id = t->text_to_id.find(s);
+    if (!id) throw_error("{}: vocabulary has no token for byte 0x{:02X} ('{}')", f.path(), b, s);
+    t->byte_token[b] = *id;
   }
 
   const auto& merges = f.get_array("tokenizer.ggml.merges");
   if (merges.elem_type != gguf::ValueType::STRING) throw_error("{}: tokenizer.ggml.merges is not an array of strings", f.path());
   t->merges.reserve(merges.strings.size());
+  std::string joined;
   for (size_t r = 0; r < merges.strings.size(); ++r) {
     const std::string& m = merges.strings[r];
     const size_t sp = m.find(' ', 1);
     if (sp == std::string::npos || sp + 1 >= m.size())
       throw_error("{}: tokenizer.ggml.merges[{}] = '{}' is not 'A B'", f.path(), r, m);
     const std::string_view a(m.data(), sp), b(m.data() + sp + 1, m.size() - sp - 1);
-    auto ia = t->text_to_id.find(a), ib = t->text_to_id.find(b);
-    std::string joined = std::string(a) + std::string(b);
-    auto ij = t->text_to_id.find(joined);
+    joined.assign(a);
+    joined.append(b);
+    const auto ia = t->text_to_id.find(a), ib = t->text_to_id.find(b), ij = t->text_to_id.find(joined);
     // A merge whose parts or result are not tokens can never produce a token: skip it.
-    if (ia == t->text_to_id.end() || ib == t->text_to_id.end() || ij == t->text_to_id.end()) continue;
-    t->merges.insert(ia->second, ib->second, {static_cast<int32_t>(r), ij->second});
+    if (!ia || !ib || !ij) continue;
+    t->merges.insert(*ia, *ib, {static_cast<int32_t>(r), *ij});
   }
 
   t->add_bos = f.get_bool_or("tokenizer.ggml.add_bos_token", false);
@@ -202,7 +242,7 @@ Tokenizer Tokenizer::from_gguf(const gguf::File& f) {
   add_eog(id_from_meta(f, "tokenizer.ggml.eot_token_id", n_vocab));
   add_eog(id_from_meta(f, "tokenizer.ggml.eom_token_id", n_vocab));
   for (auto s : kEogTexts)
-    if (auto it = t->text_to_id.find(s); it != t->text_to_id.end()) t->eog.push_back(*promote(it->second));
+    if (auto id = t->text_to_id.find(s)) t->eog.push_back(*promote(id));
   add_eog(t->fim_pad);
   add_eog(t->fim_rep);
   add_eog(t->fim_sep);
@@ -392,8 +432,7 @@ std::optional<int32_t> Tokenizer::repo_name() const { return impl_->fim_rep; }
 std::optional<int32_t> Tokenizer::file_sep() const { return impl_->fim_sep; }
 const std::vector<int32_t>& Tokenizer::eog_ids() const { return impl_->eog; }
 std::optional<int32_t> Tokenizer::find_token(std::string_view text) const {
-  if (auto it = impl_->text_to_id.find(text); it != impl_->text_to_id.end()) return it->second;
-  return std::nullopt;
+  return impl_->text_to_id.find(text);
 }
 const std::string& Tokenizer::chat_template() const { return impl_->chat_template; }
 const std::string& Tokenizer::pre_tokenizer() const { return impl_->pre_name; }
