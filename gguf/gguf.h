@@ -14,6 +14,10 @@
 
 namespace tessera::gguf {
 
+// general.alignment: a power of two, 32 when absent; above this it is refused (reader and writer)
+// so that a tiny file cannot demand gigabytes of padding.
+constexpr uint32_t kMaxAlignment = 1u << 24;
+
 // Metadata value type ids as stored in the file.
 enum class ValueType : uint32_t {
   U8 = 0, I8 = 1, U16 = 2, I16 = 3, U32 = 4, I32 = 5, F32 = 6, BOOL = 7,

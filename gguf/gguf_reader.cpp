@@ -173,6 +173,7 @@ class Parser {
       fail(type_at, "general.alignment must be u32, found {}", type_string(v));
     uint64_t a = static_cast<uint64_t>(std::get<int64_t>(v.value));
     if (a == 0 || (a & (a - 1)) != 0) fail(value_at, "general.alignment {} is not a power of two", a);
+    if (a > kMaxAlignment) fail(value_at, "general.alignment {} is above the supported {}", a, kMaxAlignment);
     f_.alignment_ = static_cast<uint32_t>(a);
   }
 

@@ -62,7 +62,8 @@ void check_value(std::string_view key, const MetaValue& v) {
   }
 }
 
-bool power_of_two(uint64_t a) { return a != 0 && (a & (a - 1)) == 0; }
+// A power of two no larger than kMaxAlignment.
+bool valid_alignment(uint64_t a) { return a != 0 && (a & (a - 1)) == 0 && a <= kMaxAlignment; }
 
 // Little-endian byte sink.
 struct Bytes {
@@ -128,7 +129,7 @@ void Writer::set(std::string key, MetaValue value) {
   if (key == "general.alignment") {
     if (value.type != ValueType::U32) throw_error("gguf writer: general.alignment must be u32, got {}", type_string(value));
     uint64_t a = static_cast<uint64_t>(std::get<int64_t>(value.value));
-    if (!power_of_two(a)) throw_error("gguf writer: general.alignment {} is not a power of two", a);
+    if (!valid_alignment(a)) throw_error("gguf writer: general.alignment {} is not a power of two <= {}", a, kMaxAlignment);
     alignment_ = static_cast<uint32_t>(a);
   }
   for (auto& [k, v] : kv_)
@@ -147,7 +148,7 @@ void Writer::set_f32(std::string key, float v) { set(std::move(key), MetaValue{V
 void Writer::set_bool(std::string key, bool v) { set(std::move(key), MetaValue{ValueType::BOOL, v}); }
 
 void Writer::set_alignment(uint32_t a) {
-  if (!power_of_two(a)) throw_error("gguf writer: alignment {} is not a power of two", a);
+  if (!valid_alignment(a)) throw_error("gguf writer: alignment {} is not a power of two <= {}", a, kMaxAlignment);
   bool present = false;
   for (const auto& kv : kv_) present |= kv.first == "general.alignment";
   if (a != 32 || present) set_u32("general.alignment", a);

@@ -259,6 +259,9 @@ TEST(GgufReader, RejectsBadMetadata) {
   Raw align_value;
   align_value.header(3, 0, 1).str("general.alignment").u32(4).u32(48);
   EXPECT_PARSE_ERROR(align_value, "general.alignment 48 is not a power of two");
+  Raw align_huge;  // no tensors, but a writer copying it would have to pad to 1 GiB
+  align_huge.header(3, 0, 1).str("general.alignment").u32(4).u32(1u << 30);
+  EXPECT_PARSE_ERROR(align_huge, "general.alignment 1073741824 is above the supported 16777216");
   Raw truncated;
   truncated.header(3, 0, 1).str("k").u32(6).put<uint16_t>(0);
   EXPECT_PARSE_ERROR(truncated, "f32 value: needs 4 bytes but the file ends 2 bytes later");

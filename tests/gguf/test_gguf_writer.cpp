@@ -103,6 +103,7 @@ TEST(GgufWriter, RejectsBadInput) {
   EXPECT_THROW(w.set("k", testing::array_of_ints(ValueType::U16, {70000})), Error);
   EXPECT_THROW(w.set_alignment(48), Error);
   EXPECT_THROW(w.set_alignment(0), Error);
+  EXPECT_THROW(w.set_alignment(1u << 30), Error);
   EXPECT_THROW(w.set("general.alignment", MetaValue{ValueType::I32, int64_t{64}}), Error);
   EXPECT_THROW(w.set_u32("general.alignment", 3), Error);
 
