@@ -5,10 +5,12 @@
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 
 #include "engine/core/error.h"
+#include "tokenizer/pretokenize.h"
 #include "tokenizer/tokenizer.h"
 #include "tokenizer/unicode.h"
 
@@ -187,6 +189,51 @@ TEST(StreamDecoder, FlushReturnsHeldBytes) {
   EXPECT_EQ(dec.push(bytes[2]), "");
   EXPECT_EQ(dec.push(bytes[3]), "🚀");
   EXPECT_EQ(t.decode(ids), "🚀");
+}
+
+TEST(PreTokenizer, MatchesTheSplitRegexes) {
+  // Expected pieces come from Python's `regex` module (make_pretokenizer_cases.py).
+  std::ifstream in(std::string(TESSERA_SOURCE_DIR) + "/tests/tokenizer/pretokenizer_cases.json");
+  const auto cases = nlohmann::json::parse(in);
+  ASSERT_GE(cases.size(), 60u);
+  for (const auto& c : cases) {
+    const PreTokenizer* pre = find_pre_tokenizer(c["pre"].get<std::string>());
+    ASSERT_NE(pre, nullptr) << c["pre"];
+    const std::string text = c["text"];
+    std::vector<uint32_t> cps;
+    for (size_t i = 0; i < text.size();) cps.push_back(next_code_point(text, i, nullptr));
+    std::vector<uint8_t> cls;
+    for (uint32_t cp : cps) cls.push_back(cp_class(cp));
+    std::vector<uint32_t> ends;
+    pre_tokenize(*pre, cps, cls, ends);
+    std::vector<std::string> pieces;
+    uint32_t start = 0;
+    for (uint32_t e : ends) {
+      std::string p;
+      for (uint32_t k = start; k < e; ++k) append_utf8(p, cps[k]);
+      pieces.push_back(p);
+      start = e;
+    }
+    EXPECT_EQ(pieces, c["pieces"].get<std::vector<std::string>>()) << c["pre"] << ": '" << text << "'";
+  }
+}
+
+TEST(Tokenizer, ConcurrentEncodeAgrees) {
+  // The piece cache is shared; encoding from several threads must give the same ids.
+  std::mt19937 rng(5);
+  std::vector<std::string> texts;
+  for (int i = 0; i < 400; ++i) texts.push_back(random_text(rng));
+  std::vector<std::vector<int32_t>> want;
+  for (const auto& t : texts) want.push_back(qwen3().encode(t, true));
+  std::vector<int> bad(4, 0);
+  std::vector<std::thread> threads;
+  for (int th = 0; th < 4; ++th)
+    threads.emplace_back([&, th] {
+      for (size_t i = static_cast<size_t>(th); i < texts.size() * 3; i += 4)
+        bad[th] += qwen3().encode(texts[i % texts.size()], true) != want[i % texts.size()];
+    });
+  for (auto& t : threads) t.join();
+  for (int th = 0; th < 4; ++th) EXPECT_EQ(bad[th], 0) << "thread " << th;
 }
 
 TEST(Tokenizer, RejectsBadMetadata) {
