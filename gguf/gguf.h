@@ -61,6 +61,13 @@ struct TensorInfo {
   size_t row_bytes() const { return tessera::row_bytes(type, ne[0]); }  // bytes of one ne[0] row
 };
 
+// What the reader accepts: magic "GGUF", version 2 or 3 (same 64-bit layout; big-endian files are
+// refused), metadata keys unique, values of the 13 known types, arrays of non-array elements, bool
+// bytes 0 or 1, general.alignment a u32 power of two <= kMaxAlignment. Tensor names unique and < 64
+// bytes, n_dims 1..4, ne[i] >= 0 (a dimension of 0 makes an empty tensor of 0 bytes), a known type
+// with ne[0] a multiple of its block size, element and byte counts without 64-bit overflow, offset
+// aligned, data inside the file. Every count and length is checked against the bytes left before
+// anything is allocated. A file without tensors may end before the aligned start of its data.
 class File {
  public:
   // Maps and validates a file. Any problem throws tessera::Error naming the file, the field and
