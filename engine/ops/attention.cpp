@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "engine/kv/kv_cache.h"
+#include "engine/ops/cpu_caps.h"
 #include "gguf/half.h"
 
 namespace tessera::ops {
@@ -54,12 +55,8 @@ void attend_rows_generic(const AttentionArgs& a, const AttnRows& rows) {
 }  // namespace detail
 
 namespace {
-bool use_avx512(int head_dim) {
-  static const bool has = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                          __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
-                          __builtin_cpu_supports("f16c") && __builtin_cpu_supports("fma");
-  return has && head_dim % 16 == 0 && head_dim <= 256;
-}
+// TESSERA_CPU_LEVEL=scalar / avx2 selects the portable kernel (cpu_caps.h).
+bool use_avx512(int head_dim) { return cpu_caps().has_avx512() && head_dim % 16 == 0 && head_dim <= 256; }
 }  // namespace
 
 void attention(const AttentionArgs& a, ThreadPool& pool) {

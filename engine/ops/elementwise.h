@@ -32,4 +32,8 @@ void add(float* y, const float* x, int64_t n);
 // y[i] += a * x[i]
 void axpy(float* y, float a, const float* x, int64_t n);
 
+namespace detail {
+void swiglu_avx512(float* g, const float* u, int64_t n);
+}  // namespace detail
+
 }  // namespace tessera::ops
