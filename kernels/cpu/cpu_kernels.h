@@ -25,6 +25,22 @@ void gemv_iq4_nl_avx512(const MatmulArgs& a);
 void gemv_q5_0_avx512(const MatmulArgs& a);
 void gemv_q4_0_avx512(const MatmulArgs& a);
 void gemv_mxfp4_avx512(const MatmulArgs& a);
+void gemv_q4_K_avx2(const MatmulArgs& a);
+void gemv_q5_K_avx2(const MatmulArgs& a);
+void gemv_q6_K_avx2(const MatmulArgs& a);
+void gemv_q8_0_avx2(const MatmulArgs& a);
+void gemv_q4_0_avx2(const MatmulArgs& a);
+void gemv_q5_0_avx2(const MatmulArgs& a);
+void gemv_iq4_nl_avx2(const MatmulArgs& a);
+void gemv_mxfp4_avx2(const MatmulArgs& a);
+void gemv_q4_K_avxvnni(const MatmulArgs& a);
+void gemv_q5_K_avxvnni(const MatmulArgs& a);
+void gemv_q6_K_avxvnni(const MatmulArgs& a);
+void gemv_q8_0_avxvnni(const MatmulArgs& a);
+void gemv_q4_0_avxvnni(const MatmulArgs& a);
+void gemv_q5_0_avxvnni(const MatmulArgs& a);
+void gemv_iq4_nl_avxvnni(const MatmulArgs& a);
+void gemv_mxfp4_avxvnni(const MatmulArgs& a);
 
 // Activation preparation with AVX-512, bit-identical to quantize_activations (kernels/ref/act_quant.h).
 void quantize_activations_avx512(ActType type, const float* x, int64_t x_stride, int64_t n_in, int64_t t_begin,

@@ -21,7 +21,8 @@ bool is_float(GgmlType t) { return t == GgmlType::F32 || t == GgmlType::F16 || t
 }  // namespace
 
 void register_cpu_kernels(KernelRegistry& r) {
-  // Priorities: avx512 fused gemv 40 > avx512 30 > avxvnni 20 > avx2 15 > scalar 10 > ref 0.
+  // Priorities: avx512_fused 40 > avx512 30 > avxvnni_fused 28 > avx2_fused 26 > avxvnni 20 > avx2 15 >
+  // scalar 10 > ref 0.
   for (GgmlType t : matmul_weight_types()) {
     for (Op op : {Op::Gemv, Op::Gemm}) {
       if (is_float(t)) {
@@ -46,6 +47,22 @@ void register_cpu_kernels(KernelRegistry& r) {
   r.add(Op::Gemv, Backend::Cpu, GgmlType::Q5_0, "avx512_fused", 40, 16, avx512, gemv_q5_0_avx512);
   r.add(Op::Gemv, Backend::Cpu, GgmlType::IQ4_NL, "avx512_fused", 40, 16, avx512, gemv_iq4_nl_avx512);
   r.add(Op::Gemv, Backend::Cpu, GgmlType::MXFP4, "avx512_fused", 40, 16, avx512, gemv_mxfp4_avx512);
+  r.add(Op::Gemv, Backend::Cpu, GgmlType::Q4_K, "avxvnni_fused", 28, 16, avxvnni, gemv_q4_K_avxvnni);
+  r.add(Op::Gemv, Backend::Cpu, GgmlType::Q5_K, "avxvnni_fused", 28, 16, avxvnni, gemv_q5_K_avxvnni);
+  r.add(Op::Gemv, Backend::Cpu, GgmlType::Q6_K, "avxvnni_fused", 28, 16, avxvnni, gemv_q6_K_avxvnni);
+  r.add(Op::Gemv, Backend::Cpu, GgmlType::Q8_0, "avxvnni_fused", 28, 16, avxvnni, gemv_q8_0_avxvnni);
+  r.add(Op::Gemv, Backend::Cpu, GgmlType::Q4_0, "avxvnni_fused", 28, 16, avxvnni, gemv_q4_0_avxvnni);
+  r.add(Op::Gemv, Backend::Cpu, GgmlType::Q5_0, "avxvnni_fused", 28, 16, avxvnni, gemv_q5_0_avxvnni);
+  r.add(Op::Gemv, Backend::Cpu, GgmlType::IQ4_NL, "avxvnni_fused", 28, 16, avxvnni, gemv_iq4_nl_avxvnni);
+  r.add(Op::Gemv, Backend::Cpu, GgmlType::MXFP4, "avxvnni_fused", 28, 16, avxvnni, gemv_mxfp4_avxvnni);
+  r.add(Op::Gemv, Backend::Cpu, GgmlType::Q4_K, "avx2_fused", 26, 16, avx2, gemv_q4_K_avx2);
+  r.add(Op::Gemv, Backend::Cpu, GgmlType::Q5_K, "avx2_fused", 26, 16, avx2, gemv_q5_K_avx2);
+  r.add(Op::Gemv, Backend::Cpu, GgmlType::Q6_K, "avx2_fused", 26, 16, avx2, gemv_q6_K_avx2);
+  r.add(Op::Gemv, Backend::Cpu, GgmlType::Q8_0, "avx2_fused", 26, 16, avx2, gemv_q8_0_avx2);
+  r.add(Op::Gemv, Backend::Cpu, GgmlType::Q4_0, "avx2_fused", 26, 16, avx2, gemv_q4_0_avx2);
+  r.add(Op::Gemv, Backend::Cpu, GgmlType::Q5_0, "avx2_fused", 26, 16, avx2, gemv_q5_0_avx2);
+  r.add(Op::Gemv, Backend::Cpu, GgmlType::IQ4_NL, "avx2_fused", 26, 16, avx2, gemv_iq4_nl_avx2);
+  r.add(Op::Gemv, Backend::Cpu, GgmlType::MXFP4, "avx2_fused", 26, 16, avx2, gemv_mxfp4_avx2);
 }
 
 }  // namespace tessera::ops

@@ -1,0 +1,182 @@
+// Fused 256-bit single-token kernels shared by gemv_avx2.cpp (maddubs) and gemv_avxvnni.cpp (AVX-VNNI
+// vpdpbusd): each weight block is decoded in registers and dotted with the Q8 activations.
+//   K-quants (codes u >= 0): lane sums scaled by the integer sub-block scales (vpmaddwd), one f32 FMA
+//   per 256-block; mins / the Q6_K offset from the activation sums.
+//   32-blocks: signed codes through |w| x sign(x, w), one f32 FMA per block.
+// Included once per ISA translation unit; internal linkage only.
+#pragma once
+#include <immintrin.h>
+
+#include "kernels/cpu/unpack.h"
+
+namespace tessera::ops {
+namespace {
+
+// 8 int32 lanes, each the sum of 4 products u8 x s8 (u <= 127 without VNNI: maddubs must not saturate).
+inline __m256i dot_u8s8(__m256i u, __m256i x) {
+#if defined(__AVXVNNI__)
+  return _mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), u, x);
+#else
+  return _mm256_madd_epi16(_mm256_maddubs_epi16(u, x), _mm256_set1_epi16(1));
+#endif
+}
+
+// Same for signed weights w (|w| <= 128, |x| <= 127).
+inline __m256i dot_s8s8(__m256i w, __m256i x) { return dot_u8s8(_mm256_abs_epi8(w), _mm256_sign_epi8(x, w)); }
+
+inline float hsum8(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+inline __m256i nibbles_lohi(const uint8_t* qs) {
+  const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
+  return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(q, 4), q), _mm256_set1_epi8(15));
+}
+
+// The scale of a sub-block in the low 16 bits of every lane (for vpmaddwd with lane sums < 2^15).
+inline __m256i scale16(int s) { return _mm256_set1_epi32(s & 0xffff); }
+
+template <bool FIVE>
+void gemv_qk45_256(const MatmulArgs& args) {
+  const WeightView& w = *args.w;
+  const PreparedActs& x = *args.x;
+  const int64_t nb = w.n_in / 256;
+  const size_t bsize = FIVE ? sizeof(block_q5_K) : sizeof(block_q4_K);
+  const __m256i m4 = _mm256_set1_epi8(15);
+  for (int64_t r = args.row_begin; r < args.row_end; ++r) {
+    const uint8_t* blk = w.data + static_cast<size_t>(r) * w.row_bytes;
+    __m256 acc = _mm256_setzero_ps(), accm = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; ++b, blk += bsize) {
+      const int8_t* xq = x.qs + b * 256;
+      const float dx = x.d[b * 8];
+      uint8_t sc[8], mn[8];
+      k_scales(blk + 4, sc, mn);
+      const uint8_t* qs = blk + (FIVE ? 48 : 16);
+      __m256i qh = _mm256_setzero_si256();
+      if constexpr (FIVE) qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 16));
+      __m256i isum = _mm256_setzero_si256();
+      for (int c = 0; c < 4; ++c) {
+        const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs + 32 * c));
+        __m256i lo = _mm256_and_si256(q, m4);
+        __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+        if constexpr (FIVE) {
+          // bit 2c of qh -> 16 for the low nibbles, bit 2c+1 for the high ones
+          const __m256i bl = _mm256_and_si256(_mm256_srli_epi16(qh, 2 * c), _mm256_set1_epi8(1));
+          const __m256i bh = _mm256_and_si256(_mm256_srli_epi16(qh, 2 * c + 1), _mm256_set1_epi8(1));
+          lo = _mm256_or_si256(lo, _mm256_slli_epi16(bl, 4));
+          hi = _mm256_or_si256(hi, _mm256_slli_epi16(bh, 4));
+        }
+        const __m256i dlo = dot_u8s8(lo, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + 64 * c)));
+        const __m256i dhi = dot_u8s8(hi, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + 64 * c + 32)));
+        isum = _mm256_add_epi32(isum, _mm256_madd_epi16(dlo, scale16(sc[2 * c])));
+        isum = _mm256_add_epi32(isum, _mm256_madd_epi16(dhi, scale16(sc[2 * c + 1])));
+      }
+      uint64_t m8;
+      std::memcpy(&m8, mn, 8);
+      const __m256i mv = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128(static_cast<int64_t>(m8)));
+      const __m256i xs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.s32 + b * 8));
+      acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(_cvtsh_ss(reinterpret_cast<const uint16_t*>(blk)[0]) * dx), acc);
+      accm = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_mullo_epi32(mv, xs)),
+                             _mm256_set1_ps(_cvtsh_ss(reinterpret_cast<const uint16_t*>(blk)[1]) * dx), accm);
+    }
+    args.y[r] = hsum8(acc) - hsum8(accm);
+  }
+}
+
+void gemv_q6k_256(const MatmulArgs& args) {
+  const WeightView& w = *args.w;
+  const PreparedActs& x = *args.x;
+  const int64_t nb = w.n_in / 256;
+  const __m256i m4 = _mm256_set1_epi8(15), m3 = _mm256_set1_epi8(3);
+  for (int64_t r = args.row_begin; r < args.row_end; ++r) {
+    const auto* blk = reinterpret_cast<const block_q6_K*>(w.data + static_cast<size_t>(r) * w.row_bytes);
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; ++b, ++blk) {
+      const int8_t* xq = x.qs + b * 256;
+      __m256i isum = _mm256_setzero_si256();
+      for (int h = 0; h < 2; ++h) {
+        const __m256i l0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk->ql + 64 * h));
+        const __m256i l1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk->ql + 64 * h + 32));
+        const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk->qh + 32 * h));
+        __m256i v[4];
+        v[0] = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_slli_epi16(_mm256_and_si256(qh, m3), 4));
+        v[1] = _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), m3), 4));
+        v[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
+                               _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), m3), 4));
+        v[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
+                               _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), m3), 4));
+        for (int g = 0; g < 4; ++g) {
+          // 32 values = two 16-value sub-blocks: lanes 0-3 and 4-7
+          const int s0 = blk->scales[8 * h + 2 * g], s1 = blk->scales[8 * h + 2 * g + 1];
+          const __m256i dp = dot_u8s8(v[g], _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + 128 * h + 32 * g)));
+          const __m256i sv = _mm256_set_m128i(_mm_set1_epi32(s1 & 0xffff), _mm_set1_epi32(s0 & 0xffff));
+          isum = _mm256_add_epi32(isum, _mm256_madd_epi16(dp, sv));
+        }
+      }
+      // codes are value + 32
+      const __m256i sc_lo = _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(blk->scales)));
+      const __m256i sc_hi = _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(blk->scales + 8)));
+      const __m256i corr = _mm256_add_epi32(
+          _mm256_mullo_epi32(sc_lo, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.s + b * 16))),
+          _mm256_mullo_epi32(sc_hi, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.s + b * 16 + 8))));
+      isum = _mm256_sub_epi32(isum, _mm256_slli_epi32(corr, 5));
+      acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(_cvtsh_ss(blk->d) * x.d[b * 8]), acc);
+    }
+    args.y[r] = hsum8(acc);
+  }
+}
+
+// 32-value blocks with signed codes: Q4_0 (nibble - 8), Q5_0 (5 bits - 16), Q8_0, IQ4_NL, MXFP4.
+template <GgmlType T>
+void gemv_b32_256(const MatmulArgs& args) {
+  const WeightView& w = *args.w;
+  const PreparedActs& x = *args.x;
+  const int64_t nb = w.n_in / 32;
+  const size_t bsize = type_traits(T).type_size;
+  __m256i table = _mm256_setzero_si256();
+  if constexpr (T == GgmlType::IQ4_NL || T == GgmlType::MXFP4) {
+    alignas(32) int8_t tb[32];
+    for (int i = 0; i < 32; ++i) tb[i] = T == GgmlType::IQ4_NL ? kIQ4NLValues[i % 16] : kMXFP4Values[i % 16];
+    table = _mm256_load_si256(reinterpret_cast<const __m256i*>(tb));
+  }
+  for (int64_t r = args.row_begin; r < args.row_end; ++r) {
+    const uint8_t* blk = w.data + static_cast<size_t>(r) * w.row_bytes;
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; ++b, blk += bsize) {
+      __m256i v;
+      float a;
+      if constexpr (T == GgmlType::Q8_0) {
+        v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 2));
+      } else if constexpr (T == GgmlType::Q4_0) {
+        v = _mm256_sub_epi8(nibbles_lohi(blk + 2), _mm256_set1_epi8(8));
+      } else if constexpr (T == GgmlType::Q5_0) {
+        uint32_t qh;
+        std::memcpy(&qh, blk + 2, 4);
+        // bit j of qh -> byte j: spread the 4 qh bytes over the lanes, test one bit per byte
+        const __m256i spread = _mm256_shuffle_epi8(_mm256_set1_epi32(static_cast<int>(qh)),
+                                                   _mm256_setr_epi64x(0, 0x0101010101010101LL, 0x0202020202020202LL, 0x0303030303030303LL));
+        const __m256i bit = _mm256_set1_epi64x(static_cast<int64_t>(0x8040201008040201ULL));
+        const __m256i hb = _mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit);  // 0xff where set
+        v = _mm256_or_si256(nibbles_lohi(blk + 6), _mm256_and_si256(hb, _mm256_set1_epi8(16)));
+        v = _mm256_sub_epi8(v, _mm256_set1_epi8(16));
+      } else if constexpr (T == GgmlType::IQ4_NL) {
+        v = _mm256_shuffle_epi8(table, nibbles_lohi(blk + 2));
+      } else {
+        v = _mm256_shuffle_epi8(table, nibbles_lohi(blk + 1));
+      }
+      if constexpr (T == GgmlType::MXFP4) a = unpack_f32_bits(blk[0] < 2 ? 0x00200000u << blk[0] : uint32_t(blk[0] - 1) << 23);
+      else a = _cvtsh_ss(*reinterpret_cast<const uint16_t*>(blk));
+      const __m256i dp = dot_s8s8(v, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.qs + 32 * b)));
+      const __m256 s = _mm256_set1_ps(a * x.d[b]);
+      if (b & 1) acc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dp), s, acc1);
+      else acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dp), s, acc0);
+    }
+    args.y[r] = hsum8(_mm256_add_ps(acc0, acc1));
+  }
+}
+
+}  // namespace
+}  // namespace tessera::ops
