@@ -191,6 +191,8 @@ void gemv_b32(const MatmulArgs& args) {
       tb[i] = static_cast<int8_t>((T == GgmlType::IQ4_NL ? kIQ4NLValues[i % 16] : kMXFP4Values[i % 16]) + 128);
     table = _mm256_load_si256(reinterpret_cast<const __m256i*>(tb));
   }
+  constexpr bool kNibbles = T == GgmlType::Q4_0 || T == GgmlType::IQ4_NL || T == GgmlType::MXFP4;
+  const __m512i table512 = _mm512_broadcast_i32x4(_mm256_castsi256_si128(table));
   // the lane sums come out of the reduction in block order 0,2,4,6,1,3,5,7
   const __m256i unshuffle = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
   for (int64_t r = args.row_begin; r < args.row_end; ++r) {
@@ -202,14 +204,30 @@ void gemv_b32(const MatmulArgs& args) {
       const uint8_t* g = row + b * bsize;
       __m512i dp[4];
       for (int p = 0; p < 4; ++p) {
-        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(block_codes<T>(g + (2 * p) * bsize, table)),
-                                             block_codes<T>(g + (2 * p + 1) * bsize, table), 1);
-        dp[p] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), u, _mm512_loadu_si512(x.qs + 32 * (b + 2 * p)));
+        const uint8_t* ba = g + (2 * p) * bsize;
+        const uint8_t* bb = ba + bsize;
+        __m512i u, xv = _mm512_loadu_si512(x.qs + 32 * (b + 2 * p));
+        if constexpr (kNibbles) {
+          // both blocks' nibbles at once: 128-bit lanes [lo A, lo B, hi A, hi B]; activations to match
+          const int off = T == GgmlType::MXFP4 ? 1 : 2;
+          const __m256i q = _mm256_inserti128_si256(
+              _mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(ba + off))),
+              _mm_loadu_si128(reinterpret_cast<const __m128i*>(bb + off)), 1);
+          u = _mm512_and_si512(_mm512_inserti64x4(_mm512_castsi256_si512(q), _mm256_srli_epi16(q, 4), 1),
+                               _mm512_set1_epi8(15));
+          if constexpr (T != GgmlType::Q4_0) u = _mm512_shuffle_epi8(table512, u);
+          xv = _mm512_shuffle_i64x2(xv, xv, _MM_SHUFFLE(3, 1, 2, 0));
+        } else {
+          u = _mm512_inserti64x4(_mm512_castsi256_si512(block_codes<T>(ba, table)), block_codes<T>(bb, table), 1);
+        }
+        dp[p] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), u, xv);
       }
       const __m512i a0 = _mm512_add_epi32(_mm512_unpacklo_epi32(dp[0], dp[1]), _mm512_unpackhi_epi32(dp[0], dp[1]));
       const __m512i a1 = _mm512_add_epi32(_mm512_unpacklo_epi32(dp[2], dp[3]), _mm512_unpackhi_epi32(dp[2], dp[3]));
       const __m512i b4 = _mm512_add_epi32(_mm512_unpacklo_epi64(a0, a1), _mm512_unpackhi_epi64(a0, a1));
-      const __m512i c = _mm512_add_epi32(_mm512_shuffle_i64x2(b4, b4, 0x88), _mm512_shuffle_i64x2(b4, b4, 0xdd));
+      // block A of each pair is in 128-bit lanes 0+1 (nibble layout: 0+2), block B in 2+3 (1+3)
+      const __m512i c = kNibbles ? _mm512_add_epi32(_mm512_shuffle_i64x2(b4, b4, 0x44), _mm512_shuffle_i64x2(b4, b4, 0xee))
+                                 : _mm512_add_epi32(_mm512_shuffle_i64x2(b4, b4, 0x88), _mm512_shuffle_i64x2(b4, b4, 0xdd));
       __m256i sums = _mm256_permutevar8x32_epi32(_mm512_castsi512_si256(c), unshuffle);
       sums = _mm256_sub_epi32(sums, _mm256_slli_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.s32 + b)), zshift));
       const __m256 scale = _mm256_mul_ps(block_scales8<T>(g, bsize), _mm256_loadu_ps(x.d + b));
