@@ -23,7 +23,8 @@ struct AttentionArgs {
   size_t block_elems = 0;                   // halves per block (all KV heads)
 };
 
-// Query head h uses KV head h / (n_head / n_head_kv). Threads split over (tokens, KV heads).
+// Query head h uses KV head h / (n_head / n_head_kv). Threads split over (tokens, KV heads), and
+// for a single token with more threads than KV heads also over key ranges (merged afterwards).
 void attention(const AttentionArgs& args, ThreadPool& pool);
 
 namespace detail {
@@ -38,6 +39,12 @@ struct AttnRows {
   int32_t last[kMaxRows];  // highest key position the row may see
   const int32_t* blocks = nullptr;
   int kv_head = 0;
+  // Split-K: only keys in [key_begin, key_end) (key_begin a multiple of the KV block); with
+  // part_ml set, out[r] gets the unnormalised output and part_ml[2r], part_ml[2r+1] the running
+  // max and sum, to be merged with the other key ranges.
+  int key_begin = 0;
+  int key_end = 1 << 30;
+  float* part_ml = nullptr;
 };
 
 void attend_rows_generic(const AttentionArgs& a, const AttnRows& rows);

@@ -137,10 +137,10 @@ void attend(const AttentionArgs& a, const AttnRows& rows) {
     st.last[r] = rows.last[r];
     last_max = std::max(last_max, rows.last[r]);
   }
-  const int n_keys = last_max + 1;
+  const int n_keys = std::min(last_max + 1, rows.key_end);
   const size_t k_head = static_cast<size_t>(rows.kv_head) * hd * B;
   const size_t v_head = static_cast<size_t>(rows.kv_head) * B * hd;
-  for (int j0 = 0; j0 < n_keys; j0 += B) {
+  for (int j0 = rows.key_begin; j0 < n_keys; j0 += B) {
     const size_t blk = static_cast<size_t>(rows.blocks[j0 / B]) * a.block_elems;
     const int nb = std::min(B, n_keys - j0);
     // rows in groups of up to 8 while the block is hot in L1
@@ -148,6 +148,12 @@ void attend(const AttentionArgs& a, const AttnRows& rows) {
       kSteps[std::min(8, R - r0)](st, r0, a.k_cache + blk + k_head, a.v_cache + blk + v_head, j0, nb, hd);
   }
   for (int r = 0; r < R; ++r) {
+    if (rows.part_ml) {  // split-K: unnormalised output, max and sum for the merge
+      rows.part_ml[2 * r] = st.m[r];
+      rows.part_ml[2 * r + 1] = st.l[r];
+      for (int d = 0; d < hd; d += 16) _mm512_storeu_ps(rows.out[r] + d, _mm512_load_ps(st.o[r] + d));
+      continue;
+    }
     const __m512 inv = _mm512_set1_ps(st.l[r] > 0.0f ? 1.0f / st.l[r] : 0.0f);
     for (int d = 0; d < hd; d += 16) _mm512_storeu_ps(rows.out[r] + d, _mm512_mul_ps(_mm512_load_ps(st.o[r] + d), inv));
   }

@@ -63,9 +63,15 @@ TEST_P(AttentionTest, MatchesFloat64) {
   a.block_elems = kv.block_elems();
   ThreadPool pool(2);
   ops::attention(a, pool);
+  // more threads than KV heads: a single token's keys are split into ranges and merged
+  std::vector<float> out_split(q.size(), NAN);
+  a.out = out_split.data();
+  ThreadPool wide(12);
+  ops::attention(a, wide);
+  a.out = out.data();
 
   const int group = c.n_head / c.n_head_kv;
-  double worst = 0, worst_generic = 0;
+  double worst = 0, worst_generic = 0, worst_split = 0;
   for (int t = 0; t < c.n_tokens; ++t) {
     for (int h = 0; h < c.n_head; ++h) {
       const int g = h / group;
@@ -93,25 +99,30 @@ TEST_P(AttentionTest, MatchesFloat64) {
       rows.kv_head = g;
       ops::detail::attend_rows_generic(a, rows);
 
-      double num = 0, num_g = 0, den = 0;
+      double num = 0, num_g = 0, num_s = 0, den = 0;
       for (int d = 0; d < c.head_dim; ++d) {
-        const double got = out[t * q_dim + h * c.head_dim + d], gen = rows.out[0][d];
+        const size_t i = static_cast<size_t>(t * q_dim + h * c.head_dim + d);
+        const double got = out[i], gen = rows.out[0][d], split = out_split[i];
         num += (got - o[d]) * (got - o[d]);
         num_g += (gen - o[d]) * (gen - o[d]);
+        num_s += (split - o[d]) * (split - o[d]);
         den += o[d] * o[d];
       }
       worst = std::max(worst, num / den);
       worst_generic = std::max(worst_generic, num_g / den);
+      worst_split = std::max(worst_split, num_s / den);
     }
   }
   EXPECT_LE(worst, 1e-9) << "dispatched kernel";
   EXPECT_LE(worst_generic, 1e-9) << "generic kernel";
+  EXPECT_LE(worst_split, 1e-9) << "12 threads (split keys for one token)";
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, AttentionTest,
                          ::testing::Values(Case{32, 4, 128, 0, 1}, Case{32, 4, 128, 300, 1}, Case{32, 4, 128, 70, 9},
                                            Case{8, 2, 64, 0, 37}, Case{8, 2, 64, 100, 5}, Case{4, 2, 64, 33, 17},
                                            Case{4, 4, 128, 5, 3}, Case{24, 1, 64, 40, 3}, Case{6, 2, 80, 20, 4},
-                                           Case{2, 1, 32, 64, 64}));
+                                           Case{2, 1, 32, 64, 64}, Case{32, 4, 128, 1200, 1},
+                                           Case{8, 2, 64, 1000, 1}));
 
 }  // namespace
