@@ -163,7 +163,7 @@ int main(int argc, char** argv) {
       if (!slow && (k.wtype == GgmlType::Q6_K || k.wtype == GgmlType::Q8_0)) cases.push_back(head);
     } else {
       if (k.backend == Backend::Ref) cases = {Case{"prefill_16x2048x768", 2048, 768, 16, 1, true}};
-      else cases = {prefill, moe_prefill};
+      else cases = {prefill, moe_prefill, Case{"few_4tok_2048x768", 2048, 768, 4, 1, true}};
     }
     for (const Case& c : cases) {
       const MatmulShape s{k.wtype, c.n_in, c.n_out, c.n_tokens};

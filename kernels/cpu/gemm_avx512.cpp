@@ -180,6 +180,8 @@ void unpack_tile16(GgmlType t, const uint8_t* w, size_t row_bytes, int64_t r0, i
     float* ci = rc + i * n_sub;
     if (i < nrows) {
       const uint8_t* src = w + static_cast<size_t>(r0 + i) * row_bytes;
+      if (i + 2 < nrows)  // two rows ahead into L1: the decode below waits on these loads otherwise
+        for (size_t off = 0; off < row_bytes; off += 64) _mm_prefetch(reinterpret_cast<const char*>(src + 2 * row_bytes + off), _MM_HINT_T0);
       if (!unpack_row_simd(t, src, n, u, ai, ci)) unpack_row(t, src, n, u, ai, ci);
     } else {
       std::memset(u, 0, static_cast<size_t>(n));
@@ -230,6 +232,9 @@ void gemm_q8_tiles(const MatmulArgs& args) {
       dxs[t * n_sub + s] = d * static_cast<float>(sum);
     }
   }
+  for (int64_t r = args.row_begin; r < args.row_begin + 2 && r < args.row_end; ++r)  // the first two rows
+    for (size_t off = 0; off < w.row_bytes; off += 64)
+      _mm_prefetch(reinterpret_cast<const char*>(w.data + static_cast<size_t>(r) * w.row_bytes + off), _MM_HINT_T0);
   for (int64_t r0 = args.row_begin; r0 < args.row_end; r0 += R) {
     const int nrows = static_cast<int>(args.row_end - r0 < R ? args.row_end - r0 : R);
     unpack_tile16(w.type, w.data, w.row_bytes, r0, nrows, n, q, ta, tc, rows, ra, rc);
