@@ -61,6 +61,10 @@ void attend_rows_generic(const AttentionArgs& a, const AttnRows& rows) {
 }  // namespace detail
 
 namespace {
+// Below this many (query row, key) pairs a call runs on the calling thread (~20 us of work, about
+// what waking the pool costs).
+constexpr int64_t kSerialRowKeys = 4096;
+
 // TESSERA_CPU_LEVEL=scalar / avx2 selects the portable kernel (cpu_caps.h).
 bool use_avx512(int head_dim) { return cpu_caps().has_avx512() && head_dim % 16 == 0 && head_dim <= 256; }
 }  // namespace
@@ -95,7 +99,7 @@ void attention(const AttentionArgs& a, ThreadPool& pool) {
   if (n_split > 1) part.resize(static_cast<size_t>(n_row_tasks * n_split) * part_stride);
   float* const part_base = part.data();
 
-  pool.parallel_for(n_row_tasks * n_split, [&](int64_t task, int) {
+  auto run_task = [&](int64_t task, int) {
     const int split = static_cast<int>(task % n_split);
     const int64_t row_task = task / n_split;
     const int64_t chunk = row_task / per_chunk;
@@ -130,7 +134,15 @@ void attention(const AttentionArgs& a, ThreadPool& pool) {
       }
     }
     flush();
-  });
+  };
+  // Little work (short context): run on the calling thread, saving a wake-up of the pool.
+  int64_t row_keys = 0;
+  for (int64_t t = 0; t < a.n_tokens && row_keys < kSerialRowKeys; ++t) row_keys += (a.pos[t] + 1) * int64_t{a.n_head};
+  if (row_keys < kSerialRowKeys && n_split == 1) {
+    for (int64_t task = 0; task < n_row_tasks; ++task) run_task(task, 0);
+    return;
+  }
+  pool.parallel_for(n_row_tasks * n_split, run_task);
   if (n_split == 1) return;
 
   // Merge: o = sum_s e^(m_s - M) o_s / sum_s e^(m_s - M) l_s, M = max_s m_s.
