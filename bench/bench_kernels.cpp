@@ -155,11 +155,14 @@ int main(int argc, char** argv) {
   const Case prefill{"prefill_512x2048x768", 2048, 768, 512, 1, true};
   // MoE prefill: 512 tokens x top-8 over 128 experts = 32 tokens per expert on average
   const Case moe_prefill{"moe_prefill_16x32tok_2048x768", 2048, 768, 32, 16, false};
+  const Case router{"router_128x2048", 2048, 128, 1, 1, true};
+  const Case tiny{"tiny_16x256", 256, 16, 1, 1, true};  // dispatch + thread wake-up overhead
   for (const MatmulKernel& k : matmul_kernels()) {
     std::vector<Case> cases;
     const bool slow = k.backend == Backend::Ref || k.variant == "scalar";
     if (k.op == Op::Gemv) {
-      cases = {expert, moe8, down8};
+      cases = {expert, moe8, down8, tiny};
+      if (k.wtype == GgmlType::F32) cases.push_back(router);
       if (!slow && (k.wtype == GgmlType::Q6_K || k.wtype == GgmlType::Q8_0)) cases.push_back(head);
     } else {
       if (k.backend == Backend::Ref) cases = {Case{"prefill_16x2048x768", 2048, 768, 16, 1, true}};

@@ -194,7 +194,9 @@ void matmul(std::span<const MatmulJob> jobs, ThreadPool& pool) {
     a.row_end = t.row_end;
     plans[t.job].kernel->run(a);
   };
-  if (tasks.size() == 1 || pool.size() == 1) {
+  // Small calls run on the caller: waking the pool costs more than the few microseconds of work.
+  constexpr double kInlineCost = 96.0 * 1024;
+  if (tasks.size() == 1 || pool.size() == 1 || total_cost < kInlineCost) {
     for (size_t ti = 0; ti < tasks.size(); ++ti) run_task(static_cast<int64_t>(ti), 0);
   } else {
     pool.parallel_for(static_cast<int64_t>(tasks.size()), run_task);
