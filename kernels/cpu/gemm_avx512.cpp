@@ -197,13 +197,32 @@ void unpack_tile16(GgmlType t, const uint8_t* w, size_t row_bytes, int64_t r0, i
   if (n % 64) {  // a last 32 values
     uint32_t* q32 = reinterpret_cast<uint32_t*>(q);
     for (int i = 0; i < R; ++i)
+#pragma clang loop vectorize(disable)
       for (int64_t k = (n / 64) * 16; k < n / 4; ++k) std::memcpy(&q32[k * R + i], rows + i * stride + 4 * k, 4);
   }
-  for (int i = 0; i < R; ++i)
-    for (int64_t s = 0; s < n_sub; ++s) {
-      a[s * R + i] = ra[i * n_sub + s];
-      c[s * R + i] = rc[i * n_sub + s];
+  // the per-sub-block terms: [16][n_sub] -> [n_sub][16], 16 sub-blocks at a time (a scalar loop here
+  // would be vectorized into scatters, which are slow)
+  int64_t s0 = 0;
+  for (; s0 + 16 <= n_sub; s0 += 16) {
+    for (int which = 0; which < 2; ++which) {
+      const float* src = which ? rc : ra;
+      float* dst = which ? c : a;
+      __m512i r[16];
+      for (int i = 0; i < 16; ++i) r[i] = _mm512_castps_si512(_mm512_loadu_ps(src + i * n_sub + s0));
+      transpose16x16(r);
+      for (int k = 0; k < 16; ++k) _mm512_store_si512(dst + (s0 + k) * R, r[k]);
     }
+  }
+  for (int64_t s = s0; s < n_sub; ++s) {
+    alignas(64) float ta[R], tc[R];
+#pragma clang loop vectorize(disable)
+    for (int i = 0; i < R; ++i) {
+      ta[i] = ra[i * n_sub + s];
+      tc[i] = rc[i * n_sub + s];
+    }
+    _mm512_store_ps(a + s * R, _mm512_load_ps(ta));
+    _mm512_store_ps(c + s * R, _mm512_load_ps(tc));
+  }
 }
 
 template <int SUB>
