@@ -58,39 +58,74 @@ void Context::truncate(int seq, int n_keep) {
 }
 
 std::span<const float> Context::eval(std::span<const int32_t> tokens, bool all_logits, int seq) {
-  SequenceKv& s = sequence(seq);
-  const int64_t n = static_cast<int64_t>(tokens.size());
-  if (n == 0) throw_error("eval: no tokens");
-  if (s.n_past + n > opts_.n_ctx)
-    throw_error("context is full: {} tokens held + {} new > n_ctx {}", s.n_past, n, opts_.n_ctx);
+  const SeqInput in{seq, tokens, all_logits};
+  return eval_batch(std::span<const SeqInput>(&in, 1));
+}
+
+std::span<const float> Context::eval_batch(std::span<const SeqInput> inputs) {
   const int64_t V = model_->config().n_vocab;
-  logits_.resize(static_cast<size_t>((all_logits ? n : 1) * V));
+  // Positions after this call and the blocks that needs, checked before anything changes.
+  new_past_.resize(seqs_.size());
+  for (size_t i = 0; i < seqs_.size(); ++i) new_past_[i] = seqs_[i].n_past;
+  int64_t n_total = 0, n_rows = 0, blocks_needed = 0;
+  for (const SeqInput& in : inputs) {
+    sequence(in.seq);  // range check
+    if (in.tokens.empty()) throw_error("eval: no tokens for sequence {}", in.seq);
+    for (int32_t id : in.tokens)
+      if (id < 0 || id >= V) throw_error("token id {} is out of range (vocabulary of {})", id, V);
+    new_past_[static_cast<size_t>(in.seq)] += static_cast<int>(in.tokens.size());
+    n_total += static_cast<int64_t>(in.tokens.size());
+    n_rows += in.all_logits ? static_cast<int64_t>(in.tokens.size()) : 1;
+  }
+  if (inputs.empty()) throw_error("eval: no tokens");
+  for (size_t i = 0; i < seqs_.size(); ++i) {
+    if (new_past_[i] > opts_.n_ctx)
+      throw_error("context is full: sequence {} would hold {} tokens > n_ctx {}", i, new_past_[i], opts_.n_ctx);
+    blocks_needed += std::max<int64_t>(0, (new_past_[i] + kKvBlock - 1) / kKvBlock -
+                                              static_cast<int64_t>(seqs_[i].blocks.size()));
+  }
+  if (blocks_needed > kv_.n_free())
+    throw_error("KV cache is full: {} more blocks of {} tokens needed, {} free (n_ctx {})", blocks_needed, kKvBlock,
+                kv_.n_free(), opts_.n_ctx);
+  for (size_t i = 0; i < seqs_.size(); ++i)
+    while (static_cast<int64_t>(seqs_[i].blocks.size()) * kKvBlock < new_past_[i])
+      seqs_[i].blocks.push_back(kv_.alloc_block());
+
+  // Flatten: each token with its sequence, position and logits row.
+  flat_.clear();
+  flat_tokens_.clear();
+  int32_t row = 0;
+  for (size_t i = 0; i < seqs_.size(); ++i) new_past_[i] = seqs_[i].n_past;
+  for (const SeqInput& in : inputs) {
+    const size_t n = in.tokens.size();
+    for (size_t j = 0; j < n; ++j) {
+      const bool want = in.all_logits || j + 1 == n;
+      flat_.push_back({in.seq, in.tokens[j], new_past_[static_cast<size_t>(in.seq)]++, want ? row++ : -1});
+      flat_tokens_.push_back(in.tokens[j]);
+    }
+  }
+  logits_.resize(static_cast<size_t>(n_rows * V));
 
   Workspace& ws = *ws_;
-  for (int64_t start = 0; start < n; start += opts_.n_batch) {
-    const int64_t m = std::min<int64_t>(opts_.n_batch, n - start);
-    while (static_cast<int64_t>(s.blocks.size()) * kKvBlock < s.n_past + m) s.blocks.push_back(kv_.alloc_block());
-    for (int64_t i = 0; i < m; ++i) {
-      ws.pos[i] = static_cast<int32_t>(s.n_past + i);
-      ws.block_table[i] = s.blocks.data();
-    }
+  for (int64_t start = 0; start < n_total; start += opts_.n_batch) {
+    const int64_t m = std::min<int64_t>(opts_.n_batch, n_total - start);
     Batch b;
     b.n_tokens = m;
-    b.tokens = tokens.data() + start;
+    b.tokens = flat_tokens_.data() + start;
     b.pos = ws.pos.data();
     b.block_table = ws.block_table.data();
     b.out_rows = ws.out_rows.data();
-    if (all_logits) {
-      for (int64_t i = 0; i < m; ++i) ws.out_rows[i] = static_cast<int32_t>(i);
-      b.n_out = m;
-      b.logits = logits_.data() + start * V;
-    } else if (start + m == n) {
-      ws.out_rows[0] = static_cast<int32_t>(m - 1);
-      b.n_out = 1;
-      b.logits = logits_.data();
+    for (int64_t i = 0; i < m; ++i) {
+      const Flat& f = flat_[static_cast<size_t>(start + i)];
+      ws.pos[i] = f.pos;
+      ws.block_table[i] = seqs_[static_cast<size_t>(f.seq)].blocks.data();
+      if (f.out_row >= 0) {
+        if (b.n_out == 0) b.logits = logits_.data() + static_cast<int64_t>(f.out_row) * V;  // rows are consecutive
+        ws.out_rows[b.n_out++] = static_cast<int32_t>(i);
+      }
     }
     forward(*model_, b, kv_, ws, pool_);
-    s.n_past += static_cast<int>(m);
+    for (int64_t i = 0; i < m; ++i) seqs_[static_cast<size_t>(flat_[static_cast<size_t>(start + i)].seq)].n_past += 1;
   }
   return {logits_.data(), logits_.size()};
 }

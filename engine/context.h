@@ -14,6 +14,13 @@ namespace tessera::engine {
 
 struct Workspace;  // engine/model/forward.h
 
+// Tokens appended to one sequence in a multi-sequence evaluation.
+struct SeqInput {
+  int seq = 0;
+  std::span<const int32_t> tokens;
+  bool all_logits = false;  // every token's logits row, else only the last token's
+};
+
 struct ContextOptions {
   int n_ctx = 4096;    // KV capacity in tokens, shared by all sequences
   int n_threads = 2;
@@ -33,6 +40,12 @@ class Context {   // sequences + their f16 KV cache (blocks) + scratch + thread 
   // n_batch. Returns logits [rows][n_vocab]: every token's row if all_logits, else only the last
   // token's. The span stays valid until the next eval.
   std::span<const float> eval(std::span<const int32_t> tokens, bool all_logits = false, int seq = 0);
+
+  // Evaluates tokens of several sequences in shared forward passes of up to n_batch tokens
+  // (continuous batching: decode steps of many sequences, or prefill chunks next to them).
+  // Returns the logits rows of all inputs in order ([rows][n_vocab]). All capacity checks happen
+  // before anything runs, so a failed call changes no sequence.
+  std::span<const float> eval_batch(std::span<const SeqInput> inputs);
 
   int n_past(int seq = 0) const;
   void clear(int seq = 0);             // frees the sequence's KV blocks
@@ -57,6 +70,14 @@ class Context {   // sequences + their f16 KV cache (blocks) + scratch + thread 
   std::vector<SequenceKv> seqs_;
   std::unique_ptr<Workspace> ws_;
   std::vector<float> logits_;  // [rows][n_vocab]
+  // Flattened batch of eval_batch: per token its sequence, id, position and logits row (-1: none).
+  struct Flat {
+    int seq;
+    int32_t token, pos, out_row;
+  };
+  std::vector<Flat> flat_;
+  std::vector<int32_t> flat_tokens_;
+  std::vector<int> new_past_;
 };
 
 }  // namespace tessera::engine

@@ -143,6 +143,44 @@ TEST_P(ContextTest, SequencesAreIndependent) {
   EXPECT_LE(nmse(ref_b, gb), 5e-4);
 }
 
+TEST_P(ContextTest, MultiSequenceBatch) {
+  auto model = load(GetParam());
+  const int64_t V = model->config().n_vocab;
+  const auto a = prompt(20, 5), b = prompt(37, 6), c = prompt(9, 7);
+  // reference: each sequence on its own
+  std::vector<std::vector<float>> ref;
+  for (const auto* p : {&a, &b, &c}) {
+    Context solo(model, opts());
+    auto l = solo.eval(std::span(*p).first(p->size() - 1));
+    auto last = solo.eval(std::span(*p).last(1));
+    ref.emplace_back(last.begin(), last.end());
+    (void)l;
+  }
+  // shared passes: a and b prefill together (all rows of b), then one decode step of all three
+  // next to c's prefill, in batches of 16 tokens
+  Context ctx(model, opts(16, 3));
+  const SeqInput first[] = {{0, std::span(a).first(a.size() - 1), false}, {1, std::span(b).first(b.size() - 1), true}};
+  auto l1 = ctx.eval_batch(first);
+  EXPECT_EQ(l1.size(), static_cast<size_t>((1 + b.size() - 1) * V));
+  const SeqInput second[] = {{2, std::span(c).first(c.size() - 1), false},
+                             {0, std::span(a).last(1), false},
+                             {1, std::span(b).last(1), false},
+                             {2, std::span(c).last(1), false}};
+  auto l2 = ctx.eval_batch(second);
+  ASSERT_EQ(l2.size(), static_cast<size_t>(4 * V));
+  EXPECT_LE(nmse(ref[0], l2.subspan(1 * V, V)), 5e-4);
+  EXPECT_LE(nmse(ref[1], l2.subspan(2 * V, V)), 5e-4);
+  EXPECT_LE(nmse(ref[2], l2.subspan(3 * V, V)), 5e-4);
+  EXPECT_EQ(ctx.n_past(0), static_cast<int>(a.size()));
+  EXPECT_EQ(ctx.n_past(1), static_cast<int>(b.size()));
+  EXPECT_EQ(ctx.n_past(2), static_cast<int>(c.size()));
+  // a failing call changes nothing
+  const std::vector<int32_t> bad = {1, 2, 99999};
+  const SeqInput third[] = {{0, std::span(a).last(1), false}, {1, bad, false}};
+  EXPECT_THROW(ctx.eval_batch(third), tessera::Error);
+  EXPECT_EQ(ctx.n_past(0), static_cast<int>(a.size()));
+}
+
 TEST_P(ContextTest, ContextFullIsAnError) {
   auto model = load(GetParam());
   Context ctx(model, opts(512, 1, 64));
