@@ -2,6 +2,7 @@
 #include "tokenizer/chat_template.h"
 
 #include <cmath>
+#include <cstdint>
 #include <unordered_map>
 
 #include "engine/core/error.h"
@@ -263,6 +264,7 @@ class Interpreter {
         if (e.name == "not") return Value::boolean(!v.truthy());
         if (v.type == Value::Type::Int || v.type == Value::Type::Bool) {
           const int64_t x = v.type == Value::Type::Bool ? v.b : v.i;
+          if (e.name == "-" && x == INT64_MIN) fail(e.line, "integer overflow (Python would use a big integer)");
           return Value::integer(e.name == "-" ? -x : x);
         }
         if (v.type == Value::Type::Float) return Value::number(e.name == "-" ? -v.f : v.f);
@@ -274,6 +276,11 @@ class Interpreter {
         return e.args[2] ? eval(*e.args[2], scope) : Value::undefined();
     }
     return Value::undefined();
+  }
+
+  static Value checked(const Expr& e, bool overflow, int64_t r) {
+    if (overflow) fail(e.line, "integer overflow (Python would use a big integer)");
+    return Value::integer(r);
   }
 
   [[noreturn]] void type_error(const Expr& e, const Value& a, const Value& b) {
@@ -306,6 +313,7 @@ class Interpreter {
     const bool nums = (a.is_number() || a.type == Value::Type::Bool) && (b.is_number() || b.type == Value::Type::Bool);
     const bool ints = nums && a.type != Value::Type::Float && b.type != Value::Type::Float;
     const auto ival = [](const Value& v) { return v.type == Value::Type::Bool ? static_cast<int64_t>(v.b) : v.i; };
+    int64_t r = 0;
     if (op == "+") {
       if (a.is_string() && b.is_string()) return Value::string(a.s + b.s);
       if (a.is_list() && b.is_list()) {
@@ -313,7 +321,7 @@ class Interpreter {
         items.insert(items.end(), b.list->begin(), b.list->end());
         return Value::make_list(std::move(items));
       }
-      if (ints) return Value::integer(ival(a) + ival(b));
+      if (ints) return checked(e, __builtin_add_overflow(ival(a), ival(b), &r), r);
       if (nums) return Value::number(a.as_double() + b.as_double());
       type_error(e, a, b);
     }
@@ -321,17 +329,17 @@ class Interpreter {
       if ((a.is_string() && b.type == Value::Type::Int) || (b.is_string() && a.type == Value::Type::Int)) {
         const Value& s = a.is_string() ? a : b;
         const int64_t n = a.is_string() ? b.i : a.i;
-        if (n > 0 && s.s.size() * static_cast<size_t>(n) > kMaxOutput) fail(e.line, "string repetition too large");
+        if (n > 0 && !s.s.empty() && static_cast<uint64_t>(n) > kMaxOutput / s.s.size()) fail(e.line, "string repetition too large");
         std::string out;
         for (int64_t k = 0; k < n; ++k) out += s.s;
         return Value::string(out);
       }
-      if (ints) return Value::integer(ival(a) * ival(b));
+      if (ints) return checked(e, __builtin_mul_overflow(ival(a), ival(b), &r), r);
       if (nums) return Value::number(a.as_double() * b.as_double());
       type_error(e, a, b);
     }
     if (!nums) type_error(e, a, b);
-    if (op == "-") return ints ? Value::integer(ival(a) - ival(b)) : Value::number(a.as_double() - b.as_double());
+    if (op == "-") return ints ? checked(e, __builtin_sub_overflow(ival(a), ival(b), &r), r) : Value::number(a.as_double() - b.as_double());
     if (op == "/") {
       if (b.as_double() == 0) fail(e.line, "division by zero");
       return Value::number(a.as_double() / b.as_double());
@@ -340,6 +348,7 @@ class Interpreter {
       if (b.as_double() == 0) fail(e.line, "division by zero");
       if (ints) {  // Python floors toward negative infinity
         const int64_t x = ival(a), y = ival(b);
+        if (x == INT64_MIN && y == -1) fail(e.line, "integer overflow (Python would use a big integer)");
         int64_t q = x / y;
         if ((x % y != 0) && ((x < 0) != (y < 0))) --q;
         return Value::integer(op == "//" ? q : x - q * y);
@@ -350,9 +359,16 @@ class Interpreter {
     }
     if (op == "**") {
       if (ints && ival(b) >= 0) {
-        int64_t r = 1;
-        for (int64_t k = 0; k < ival(b) && k < 64; ++k) r *= ival(a);
-        return Value::integer(r);
+        int64_t p = 1;
+        for (int64_t k = 0; k < ival(b); ++k) {
+          if (__builtin_mul_overflow(p, ival(a), &p)) fail(e.line, "integer overflow (Python would use a big integer)");
+          if (p == 0 || p == 1) break;  // 0 ** n, 1 ** n
+          if (p == -1 && k + 1 < ival(b)) {
+            p = ((ival(b) - k - 1) % 2 == 0) ? -1 : 1;
+            break;
+          }
+        }
+        return Value::integer(p);
       }
       return Value::number(std::pow(a.as_double(), b.as_double()));
     }

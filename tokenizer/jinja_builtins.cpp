@@ -372,7 +372,11 @@ bool apply_test(const std::string& name, const Value& v, Args& a, int line) {
   if (name == "false") return v.type == T::Bool && !v.b;
   if (name == "callable") return v.is_callable();
   if (name == "even" || name == "odd") return (need_int(v, line, name) % 2 == 0) == (name == "even");
-  if (name == "divisibleby") return need_int(v, line, name) % need_int(other(), line, name) == 0;
+  if (name == "divisibleby") {
+    const int64_t x = need_int(v, line, name), y = need_int(other(), line, name);
+    if (y == 0) fail(line, "divisibleby(0): integer division by zero");
+    return y == -1 || x % y == 0;
+  }
   if (name == "lower" || name == "upper") return v.is_string() && case_map(v.s, name == "upper" ? 1 : 0) == v.s;
   if (name == "eq" || name == "equalto" || name == "==") return equal(v, other());
   if (name == "ne" || name == "!=") return !equal(v, other());

@@ -1,6 +1,8 @@
 // Jinja filters and global functions (see jinja_builtins.h). tojson follows Hugging Face:
 // json.dumps(value, ensure_ascii=False, indent=indent, sort_keys=False).
 #include <algorithm>
+#include <charconv>
+#include <cstdlib>
 #include <chrono>
 #include <cmath>
 #include <ctime>
@@ -35,7 +37,9 @@ Value attr_path(const Value& v, const std::string& path, int line) {
     const std::string part = path.substr(pos, dot == std::string::npos ? std::string::npos : dot - pos);
     if (cur.is_undefined()) return cur;
     const bool numeric = !part.empty() && std::all_of(part.begin(), part.end(), [](char c) { return c >= '0' && c <= '9'; });
-    cur = numeric ? get_item(cur, Value::integer(std::stoll(part)), line) : get_item(cur, Value::string(part), line);
+    int64_t index = 0;
+    const bool numeric_ok = numeric && std::from_chars(part.data(), part.data() + part.size(), index).ec == std::errc();
+    cur = numeric_ok ? get_item(cur, Value::integer(index), line) : get_item(cur, Value::string(part), line);
     if (dot == std::string::npos) break;
     pos = dot + 1;
   }
@@ -211,31 +215,36 @@ Value apply_filter(const std::string& name, const Value& v, Args& a, Kwargs& kw,
     if (v.type == T::Int) return v;
     if (v.type == T::Float) return Value::integer(static_cast<int64_t>(v.f));
     if (v.type == T::Bool) return Value::integer(v.b);
-    if (v.is_string()) {
-      try {
-        return Value::integer(std::stoll(v.s));
-      } catch (...) {
-      }
+    if (v.is_string()) {  // Python int(): optional sign and surrounding whitespace
+      const std::string t = py_strip(v.s, Value::undefined(), true, true);
+      const char* b = t.data() + (!t.empty() && t[0] == '+' ? 1 : 0);
+      int64_t x = 0;
+      const auto r = std::from_chars(b, t.data() + t.size(), x);
+      if (r.ec == std::errc() && r.ptr == t.data() + t.size() && !t.empty()) return Value::integer(x);
     }
     return arg(a, kw, 0, "default", Value::integer(0));
   }
   if (name == "float") {
     if (v.is_number() || v.type == T::Bool) return Value::number(v.as_double());
     if (v.is_string()) {
-      try {
-        return Value::number(std::stod(v.s));
-      } catch (...) {
-      }
+      const std::string t = py_strip(v.s, Value::undefined(), true, true);
+      char* end = nullptr;
+      const double x = std::strtod(t.c_str(), &end);
+      if (!t.empty() && end == t.c_str() + t.size()) return Value::number(x);
     }
     return arg(a, kw, 0, "default", Value::number(0));
   }
   if (name == "abs") {
-    if (v.type == T::Int) return Value::integer(v.i < 0 ? -v.i : v.i);
+    if (v.type == T::Int) {
+      if (v.i == INT64_MIN) fail(line, "integer overflow in abs");
+      return Value::integer(v.i < 0 ? -v.i : v.i);
+    }
     if (v.type == T::Float) return Value::number(std::fabs(v.f));
     fail(line, "filter 'abs' needs a number");
   }
   if (name == "indent") {
     const Value width = arg(a, kw, 0, "width", Value::integer(4));
+    if (width.type == Value::Type::Int && width.i > 4096) fail(line, "filter 'indent': width above 4096");
     const std::string pad = width.is_string() ? width.s : std::string(static_cast<size_t>(std::max<int64_t>(0, width.i)), ' ');
     return Value::string(indent_text(to_str(v), pad, arg(a, kw, 1, "first", Value::boolean(false)).truthy(),
                                      arg(a, kw, 2, "blank", Value::boolean(false)).truthy()));
@@ -276,9 +285,10 @@ void add_globals(Dict& g) {
           }
           if (step == 0) throw_error("chat template: range() step cannot be zero");
           List out;
-          for (int64_t k = start; step > 0 ? k < stop : k > stop; k += step) {
+          for (int64_t k = start; step > 0 ? k < stop : k > stop;) {
             if (out.size() >= 1000000) throw_error("chat template: range() too long");
             out.push_back(Value::integer(k));
+            if (__builtin_add_overflow(k, step, &k)) break;
           }
           return Value::make_list(std::move(out));
         }));

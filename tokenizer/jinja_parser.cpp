@@ -1,5 +1,8 @@
 // Jinja parser: statements (if, for, set, macro, call, break, continue) and expressions with
 // Jinja's operator precedence. Anything else is rejected with an error naming the construct.
+#include <charconv>
+#include <cstdlib>
+
 #include "engine/core/error.h"
 #include "tokenizer/jinja_ast.h"
 
@@ -380,8 +383,8 @@ class Parser {
       while (peek().kind == K::String) s += next().text;  // adjacent literals concatenate
       return literal(Value::string(std::move(s)), line);
     }
-    if (tok.kind == K::Int) return literal(Value::integer(std::stoll(next().text)), line);
-    if (tok.kind == K::Float) return literal(Value::number(std::stod(next().text)), line);
+    if (tok.kind == K::Int) return literal(Value::integer(parse_int(next().text)), line);
+    if (tok.kind == K::Float) return literal(Value::number(std::strtod(next().text.c_str(), nullptr)), line);
     if (at_op("(")) {
       next();
       if (at_op(")")) {
@@ -427,6 +430,14 @@ class Parser {
     fail(fmt::format("unexpected '{}' in an expression", describe(tok)));
   }
 
+  int64_t parse_int(const std::string& digits) const {
+    int64_t v = 0;
+    const auto r = std::from_chars(digits.data(), digits.data() + digits.size(), v);
+    if (r.ec != std::errc() || r.ptr != digits.data() + digits.size())
+      fail(fmt::format("unsupported construct: integer literal '{}' does not fit in 64 bits", digits));
+    return v;
+  }
+
   ExprPtr literal(Value v, int line) {
     auto e = make(Expr::Kind::Literal, line);
     e->value = std::move(v);
@@ -458,7 +469,7 @@ class Parser {
         if (peek().kind == K::Int) {  // foo.0 means foo[0]
           a->kind = Expr::Kind::Index;
           a->args.push_back(std::move(e));
-          a->args.push_back(literal(Value::integer(std::stoll(next().text)), line));
+          a->args.push_back(literal(Value::integer(parse_int(next().text)), line));
         } else {
           a->name = expect_name();
           a->args.push_back(std::move(e));
