@@ -378,8 +378,9 @@ class Interpreter {
 
 }  // namespace
 
-std::string render_chat(const std::string& tmpl, const nlohmann::ordered_json& context) {
-  const Body body = parse(tmpl);
+namespace {
+
+std::string render_body(const Body& body, const nlohmann::ordered_json& context) {
   Scope root;
   Dict globals;
   add_globals(globals);
@@ -390,6 +391,18 @@ std::string render_chat(const std::string& tmpl, const nlohmann::ordered_json& c
   std::string out;
   interp.exec(body, root, out);
   return out;
+}
+
+}  // namespace
+
+ChatTemplate::ChatTemplate(const std::string& source) : body_(parse(source)) {}
+ChatTemplate::ChatTemplate(ChatTemplate&&) noexcept = default;
+ChatTemplate& ChatTemplate::operator=(ChatTemplate&&) noexcept = default;
+ChatTemplate::~ChatTemplate() = default;
+std::string ChatTemplate::render(const nlohmann::ordered_json& context) const { return render_body(body_, context); }
+
+std::string render_chat(const std::string& tmpl, const nlohmann::ordered_json& context) {
+  return render_body(parse(tmpl), context);
 }
 
 std::string render_chat(const std::string& tmpl, const nlohmann::json& context) {

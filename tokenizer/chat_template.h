@@ -2,7 +2,9 @@
 // (Qwen3, Qwen3-Coder). Conventions follow HF transformers: trim_blocks=True, lstrip_blocks=True,
 // tojson without key sorting and with ensure_ascii=False; raise_exception(msg) throws.
 #pragma once
+#include <memory>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -16,5 +18,22 @@ namespace tessera::tok {
 // request to keep the client's order. The nlohmann::json overload sees keys sorted.
 std::string render_chat(const std::string& tmpl, const nlohmann::ordered_json& context);
 std::string render_chat(const std::string& tmpl, const nlohmann::json& context);
+
+namespace jinja {
+struct Node;
+}
+
+// A template parsed once and rendered many times (a server renders one per chat request).
+class ChatTemplate {
+ public:
+  explicit ChatTemplate(const std::string& source);  // throws tessera::Error on syntax errors
+  ChatTemplate(ChatTemplate&&) noexcept;
+  ChatTemplate& operator=(ChatTemplate&&) noexcept;
+  ~ChatTemplate();
+  std::string render(const nlohmann::ordered_json& context) const;
+
+ private:
+  std::vector<std::unique_ptr<jinja::Node>> body_;
+};
 
 }  // namespace tessera::tok

@@ -241,6 +241,25 @@ TEST(ChatTemplate, UnsupportedConstructsAreNamed) {
   EXPECT_NE(error_of("{{ 'abc'.format(1) }}").find("format"), std::string::npos);
 }
 
+TEST(ChatTemplate, ParsedOnceRendersLikeRenderChat) {
+  const ChatTemplate parsed(coder_template());
+  for (const auto& c : conversations(coder_template(), "coder")) {
+    std::string a, b;
+    try {
+      a = parsed.render(c.context);
+    } catch (const Error& e) {
+      a = std::string("error: ") + e.what();
+    }
+    try {
+      b = render_chat(c.tmpl, c.context);
+    } catch (const Error& e) {
+      b = std::string("error: ") + e.what();
+    }
+    EXPECT_EQ(a, b) << c.name;
+  }
+  EXPECT_THROW(ChatTemplate("{% if %}"), Error);
+}
+
 TEST(ChatTemplate, OrderedAndSortedJsonContexts) {
   // ordered_json keeps the caller's key order; plain json sorts keys (documented).
   const std::string t = "{{ d | tojson }}";
