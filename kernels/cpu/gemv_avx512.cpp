@@ -1,10 +1,13 @@
-// Fused AVX-512 (VNNI) single-token kernels for the types of real Qwen3 files: each weight block is
+// Fused AVX-512 (VNNI) few-token kernels for the types of real Qwen3 files: each weight block is
 // decoded in registers straight into u8 codes and multiplied with the Q8 activations by vpdpbusd; the
 // weights stream through once, in order (decode is memory-bound).
 //   K-quants: per 256-block, lane sums are scaled by the integer sub-block scales (vpmaddwd, the lane
 //   sums fit 16 bits) and converted to f32 once per block; mins / the Q6_K offset use the activation sums.
 //   32-blocks (Q4_0, Q5_0, Q8_0, IQ4_NL, MXFP4): codes u = value + z, sum(u*q) - z*sum(q) per block.
+// Each decoded block serves up to 4 tokens (gemm with a few tokens: several sequences decoding).
 #include <immintrin.h>
+
+#include <type_traits>
 
 #include "kernels/cpu/cpu_kernels.h"
 #include "kernels/cpu/unpack.h"
@@ -39,21 +42,24 @@ inline __m512i sub16_index(int g) {
 }
 
 // ---- Q4_K / Q5_K ----
-template <bool FIVE>
-void gemv_qk45(const MatmulArgs& args) {
+// Rows [row_begin, row_end) for NT tokens starting at t0: each block is decoded once for all of them.
+template <bool FIVE, int NT>
+void gemv_qk45(const MatmulArgs& args, int64_t t0) {
   const WeightView& w = *args.w;
   const PreparedActs& x = *args.x;
-  const int64_t nb = w.n_in / 256;
+  const int64_t nb = w.n_in / 256, n = w.n_in;
   const size_t bsize = FIVE ? sizeof(block_q5_K) : sizeof(block_q4_K);
   const __m512i idx[4] = {sub32_index(0), sub32_index(1), sub32_index(2), sub32_index(3)};
   const __m256i m4 = _mm256_set1_epi8(15);
   for (int64_t r = args.row_begin; r < args.row_end; ++r) {
     const uint8_t* blk = w.data + static_cast<size_t>(r) * w.row_bytes;
-    __m512 acc = _mm512_setzero_ps();
-    __m256 accm = _mm256_setzero_ps();
+    __m512 acc[NT];
+    __m256 accm[NT];
+    for (int t = 0; t < NT; ++t) {
+      acc[t] = _mm512_setzero_ps();
+      accm[t] = _mm256_setzero_ps();
+    }
     for (int64_t b = 0; b < nb; ++b, blk += bsize) {
-      const int8_t* xq = x.qs + b * 256;
-      const float dx = x.d[b * 8];
       uint16_t dh[2];
       std::memcpy(dh, blk, 4);
       uint32_t u[3];
@@ -66,7 +72,8 @@ void gemv_qk45(const MatmulArgs& args) {
       const uint8_t* qs = blk + (FIVE ? 48 : 16);
       __m256i qh;
       if constexpr (FIVE) qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 16));
-      __m512i isum = _mm512_setzero_si512();
+      __m512i isum[NT];
+      for (int t = 0; t < NT; ++t) isum[t] = _mm512_setzero_si512();
       for (int c = 0; c < 4; ++c) {
         const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs + 32 * c));
         __m256i lo = _mm256_and_si256(q, m4);
@@ -78,24 +85,33 @@ void gemv_qk45(const MatmulArgs& args) {
           hi = _mm256_mask_add_epi8(hi, bhi, hi, _mm256_set1_epi8(16));
         }
         const __m512i wv = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
-        const __m512i dp = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wv, _mm512_loadu_si512(xq + 64 * c));
-        isum = _mm512_add_epi32(isum, _mm512_madd_epi16(dp, _mm512_permutexvar_epi32(idx[c], scv)));
+        const __m512i scl = _mm512_permutexvar_epi32(idx[c], scv);
+        for (int t = 0; t < NT; ++t) {
+          const int8_t* xq = x.qs + (t0 + t) * n + b * 256;
+          const __m512i dp = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wv, _mm512_loadu_si512(xq + 64 * c));
+          isum[t] = _mm512_add_epi32(isum[t], _mm512_madd_epi16(dp, scl));
+        }
       }
-      acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_set1_ps(h2f(dh[0]) * dx), acc);
       // mins: sum over sub-blocks of m * sum(q)
       const __m256i mv = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128(static_cast<int64_t>(mn)));
-      const __m256i xs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.s32 + b * 8));
-      accm = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_mullo_epi32(mv, xs)), _mm256_set1_ps(h2f(dh[1]) * dx), accm);
+      const float d = h2f(dh[0]), dmin = h2f(dh[1]);
+      for (int t = 0; t < NT; ++t) {
+        const float dx = x.d[(t0 + t) * (n / 32) + b * 8];
+        acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[t]), _mm512_set1_ps(d * dx), acc[t]);
+        const __m256i xs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.s32 + (t0 + t) * (n / 32) + b * 8));
+        accm[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_mullo_epi32(mv, xs)), _mm256_set1_ps(dmin * dx), accm[t]);
+      }
     }
-    args.y[r] = _mm512_reduce_add_ps(acc) - hsum256(accm);
+    for (int t = 0; t < NT; ++t) args.y[(t0 + t) * args.y_stride + r] = _mm512_reduce_add_ps(acc[t]) - hsum256(accm[t]);
   }
 }
 
 // ---- Q6_K ----
-void gemv_q6k(const MatmulArgs& args) {
+template <int NT>
+void gemv_q6k(const MatmulArgs& args, int64_t t0) {
   const WeightView& w = *args.w;
   const PreparedActs& x = *args.x;
-  const int64_t nb = w.n_in / 256;
+  const int64_t nb = w.n_in / 256, n = w.n_in;
   const __m512i idx[4] = {sub16_index(0), sub16_index(1), sub16_index(2), sub16_index(3)};
   const __m512i m4 = _mm512_set1_epi8(15), m30 = _mm512_set1_epi8(0x30);
   // shift counts per dword: the first 32 bytes (values l) take qh bits 0-1 (4-5 for the second
@@ -104,13 +120,14 @@ void gemv_q6k(const MatmulArgs& args) {
   const __m512i cnt_b = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 2, 2, 2, 2, 2, 2, 2, 2);
   for (int64_t r = args.row_begin; r < args.row_end; ++r) {
     const auto* blk = reinterpret_cast<const block_q6_K*>(w.data + static_cast<size_t>(r) * w.row_bytes);
-    __m512 acc = _mm512_setzero_ps();
+    __m512 acc[NT];
+    for (int t = 0; t < NT; ++t) acc[t] = _mm512_setzero_ps();
     for (int64_t b = 0; b < nb; ++b, ++blk) {
-      const int8_t* xq = x.qs + b * 256;
       const __m512i scv = _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk->scales)));
       // for vpmaddwd: the scale in the low 16 bits, zero above (the lane sums fit 16 bits)
       const __m512i sc16 = _mm512_and_si512(scv, _mm512_set1_epi32(0xffff));
-      __m512i isum = _mm512_setzero_si512();
+      __m512i isum[NT];
+      for (int t = 0; t < NT; ++t) isum[t] = _mm512_setzero_si512();
       for (int h = 0; h < 2; ++h) {
         const __m512i l = _mm512_loadu_si512(blk->ql + 64 * h);
         const __m512i qh = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk->qh + 32 * h)));
@@ -119,17 +136,25 @@ void gemv_q6k(const MatmulArgs& args) {
         const __m512i hb = _mm512_and_si512(_mm512_srlv_epi32(qh, cnt_b), m30);
         const __m512i va = _mm512_or_si512(_mm512_and_si512(l, m4), ha);                         // values 0..63
         const __m512i vb = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l, 4), m4), hb);  // 64..127
-        const __m512i dpa = _mm512_dpbusd_epi32(_mm512_setzero_si512(), va, _mm512_loadu_si512(xq + 128 * h));
-        const __m512i dpb = _mm512_dpbusd_epi32(_mm512_setzero_si512(), vb, _mm512_loadu_si512(xq + 128 * h + 64));
-        isum = _mm512_add_epi32(isum, _mm512_madd_epi16(dpa, _mm512_permutexvar_epi32(idx[2 * h], sc16)));
-        isum = _mm512_add_epi32(isum, _mm512_madd_epi16(dpb, _mm512_permutexvar_epi32(idx[2 * h + 1], sc16)));
+        const __m512i sa = _mm512_permutexvar_epi32(idx[2 * h], sc16);
+        const __m512i sb = _mm512_permutexvar_epi32(idx[2 * h + 1], sc16);
+        for (int t = 0; t < NT; ++t) {
+          const int8_t* xq = x.qs + (t0 + t) * n + b * 256;
+          const __m512i dpa = _mm512_dpbusd_epi32(_mm512_setzero_si512(), va, _mm512_loadu_si512(xq + 128 * h));
+          const __m512i dpb = _mm512_dpbusd_epi32(_mm512_setzero_si512(), vb, _mm512_loadu_si512(xq + 128 * h + 64));
+          isum[t] = _mm512_add_epi32(isum[t], _mm512_madd_epi16(dpa, sa));
+          isum[t] = _mm512_add_epi32(isum[t], _mm512_madd_epi16(dpb, sb));
+        }
       }
       // codes are value + 32: subtract 32 * sum over sub-blocks of scale * sum(q)
-      const __m512i xs = _mm512_loadu_si512(x.s + b * 16);
-      isum = _mm512_sub_epi32(isum, _mm512_slli_epi32(_mm512_mullo_epi32(scv, xs), 5));
-      acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_set1_ps(h2f(blk->d) * x.d[b * 8]), acc);
+      const float d = h2f(blk->d);
+      for (int t = 0; t < NT; ++t) {
+        const __m512i xs = _mm512_loadu_si512(x.s + (t0 + t) * (n / 16) + b * 16);
+        isum[t] = _mm512_sub_epi32(isum[t], _mm512_slli_epi32(_mm512_mullo_epi32(scv, xs), 5));
+        acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[t]), _mm512_set1_ps(d * x.d[(t0 + t) * (n / 32) + b * 8]), acc[t]);
+      }
     }
-    args.y[r] = _mm512_reduce_add_ps(acc);
+    for (int t = 0; t < NT; ++t) args.y[(t0 + t) * args.y_stride + r] = _mm512_reduce_add_ps(acc[t]);
   }
 }
 
@@ -177,11 +202,11 @@ inline __m256 block_scales8(const uint8_t* blk, size_t bsize) {
   }
 }
 
-template <GgmlType T>
-void gemv_b32(const MatmulArgs& args) {
+template <GgmlType T, int NT>
+void gemv_b32(const MatmulArgs& args, int64_t t0) {
   const WeightView& w = *args.w;
   const PreparedActs& x = *args.x;
-  const int64_t nb = w.n_in / 32;
+  const int64_t nb = w.n_in / 32, n = w.n_in;
   const size_t bsize = type_traits(T).type_size;
   constexpr int zshift = (T == GgmlType::Q4_0) ? 3 : (T == GgmlType::Q5_0) ? 4 : 7;  // z = 8, 16, 128
   __m256i table = _mm256_setzero_si256();
@@ -197,16 +222,17 @@ void gemv_b32(const MatmulArgs& args) {
   const __m256i unshuffle = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
   for (int64_t r = args.row_begin; r < args.row_end; ++r) {
     const uint8_t* row = w.data + static_cast<size_t>(r) * w.row_bytes;
-    __m256 acc = _mm256_setzero_ps();
+    __m256 acc[NT];
+    for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_ps();
     int64_t b = 0;
     // groups of 8 blocks: 4 dot products of 2 blocks each, reduced to 8 block sums at once
     for (; b + 8 <= nb; b += 8) {
       const uint8_t* g = row + b * bsize;
-      __m512i dp[4];
+      __m512i dp[NT][4];
       for (int p = 0; p < 4; ++p) {
         const uint8_t* ba = g + (2 * p) * bsize;
         const uint8_t* bb = ba + bsize;
-        __m512i u, xv = _mm512_loadu_si512(x.qs + 32 * (b + 2 * p));
+        __m512i u;
         if constexpr (kNibbles) {
           // both blocks' nibbles at once: 128-bit lanes [lo A, lo B, hi A, hi B]; activations to match
           const int off = T == GgmlType::MXFP4 ? 1 : 2;
@@ -216,47 +242,73 @@ void gemv_b32(const MatmulArgs& args) {
           u = _mm512_and_si512(_mm512_inserti64x4(_mm512_castsi256_si512(q), _mm256_srli_epi16(q, 4), 1),
                                _mm512_set1_epi8(15));
           if constexpr (T != GgmlType::Q4_0) u = _mm512_shuffle_epi8(table512, u);
-          xv = _mm512_shuffle_i64x2(xv, xv, _MM_SHUFFLE(3, 1, 2, 0));
         } else {
           u = _mm512_inserti64x4(_mm512_castsi256_si512(block_codes<T>(ba, table)), block_codes<T>(bb, table), 1);
         }
-        dp[p] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), u, xv);
+        for (int t = 0; t < NT; ++t) {
+          __m512i xv = _mm512_loadu_si512(x.qs + (t0 + t) * n + 32 * (b + 2 * p));
+          if constexpr (kNibbles) xv = _mm512_shuffle_i64x2(xv, xv, _MM_SHUFFLE(3, 1, 2, 0));
+          dp[t][p] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), u, xv);
+        }
       }
-      const __m512i a0 = _mm512_add_epi32(_mm512_unpacklo_epi32(dp[0], dp[1]), _mm512_unpackhi_epi32(dp[0], dp[1]));
-      const __m512i a1 = _mm512_add_epi32(_mm512_unpacklo_epi32(dp[2], dp[3]), _mm512_unpackhi_epi32(dp[2], dp[3]));
-      const __m512i b4 = _mm512_add_epi32(_mm512_unpacklo_epi64(a0, a1), _mm512_unpackhi_epi64(a0, a1));
-      // block A of each pair is in 128-bit lanes 0+1 (nibble layout: 0+2), block B in 2+3 (1+3)
-      const __m512i c = kNibbles ? _mm512_add_epi32(_mm512_shuffle_i64x2(b4, b4, 0x44), _mm512_shuffle_i64x2(b4, b4, 0xee))
-                                 : _mm512_add_epi32(_mm512_shuffle_i64x2(b4, b4, 0x88), _mm512_shuffle_i64x2(b4, b4, 0xdd));
-      __m256i sums = _mm256_permutevar8x32_epi32(_mm512_castsi512_si256(c), unshuffle);
-      sums = _mm256_sub_epi32(sums, _mm256_slli_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.s32 + b)), zshift));
-      const __m256 scale = _mm256_mul_ps(block_scales8<T>(g, bsize), _mm256_loadu_ps(x.d + b));
-      acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums), scale, acc);
+      const __m256 wscale = block_scales8<T>(g, bsize);
+      for (int t = 0; t < NT; ++t) {
+        const __m512i* d4 = dp[t];
+        const __m512i a0 = _mm512_add_epi32(_mm512_unpacklo_epi32(d4[0], d4[1]), _mm512_unpackhi_epi32(d4[0], d4[1]));
+        const __m512i a1 = _mm512_add_epi32(_mm512_unpacklo_epi32(d4[2], d4[3]), _mm512_unpackhi_epi32(d4[2], d4[3]));
+        const __m512i b4 = _mm512_add_epi32(_mm512_unpacklo_epi64(a0, a1), _mm512_unpackhi_epi64(a0, a1));
+        // block A of each pair is in 128-bit lanes 0+1 (nibble layout: 0+2), block B in 2+3 (1+3)
+        const __m512i c = kNibbles ? _mm512_add_epi32(_mm512_shuffle_i64x2(b4, b4, 0x44), _mm512_shuffle_i64x2(b4, b4, 0xee))
+                                   : _mm512_add_epi32(_mm512_shuffle_i64x2(b4, b4, 0x88), _mm512_shuffle_i64x2(b4, b4, 0xdd));
+        __m256i sums = _mm256_permutevar8x32_epi32(_mm512_castsi512_si256(c), unshuffle);
+        const int64_t xb = (t0 + t) * (n / 32) + b;
+        sums = _mm256_sub_epi32(sums, _mm256_slli_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.s32 + xb)), zshift));
+        const __m256 scale = _mm256_mul_ps(wscale, _mm256_loadu_ps(x.d + xb));
+        acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums), scale, acc[t]);
+      }
     }
-    float tail = 0.0f;
+    float tail[NT] = {};
     for (; b < nb; ++b) {
       const uint8_t* blk = row + b * bsize;
-      const __m256i dp = _mm256_dpbusd_epi32(_mm256_setzero_si256(), block_codes<T>(blk, table),
-                                             _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.qs + 32 * b)));
-      __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(dp), _mm256_extracti128_si256(dp, 1));
-      s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4e));
-      s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xb1));
-      const int32_t isum = _mm_cvtsi128_si32(s4) - (x.s32[b] << zshift);
-      tail += block_scale<T>(blk) * x.d[b] * static_cast<float>(isum);
+      const __m256i u = block_codes<T>(blk, table);
+      const float a = block_scale<T>(blk);
+      for (int t = 0; t < NT; ++t) {
+        const int64_t xb = (t0 + t) * (n / 32) + b;
+        const __m256i dp = _mm256_dpbusd_epi32(_mm256_setzero_si256(), u,
+                                               _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.qs + 32 * xb)));
+        __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(dp), _mm256_extracti128_si256(dp, 1));
+        s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4e));
+        s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xb1));
+        const int32_t isum = _mm_cvtsi128_si32(s4) - (x.s32[xb] << zshift);
+        tail[t] += a * x.d[xb] * static_cast<float>(isum);
+      }
     }
-    args.y[r] = hsum256(acc) + tail;
+    for (int t = 0; t < NT; ++t) args.y[(t0 + t) * args.y_stride + r] = hsum256(acc[t]) + tail[t];
+  }
+}
+
+// All tokens of a work item, up to 4 at a time (the weights are decoded once per group).
+template <typename Fn>
+void token_groups(const MatmulArgs& a, Fn&& run) {
+  int64_t t0 = 0;
+  for (; t0 + 4 <= a.x->n_tokens; t0 += 4) run(std::integral_constant<int, 4>{}, t0);
+  switch (a.x->n_tokens - t0) {
+    case 3: run(std::integral_constant<int, 3>{}, t0); break;
+    case 2: run(std::integral_constant<int, 2>{}, t0); break;
+    case 1: run(std::integral_constant<int, 1>{}, t0); break;
+    default: break;
   }
 }
 
 }  // namespace
 
-void gemv_q4_K_avx512(const MatmulArgs& a) { gemv_qk45<false>(a); }
-void gemv_q5_K_avx512(const MatmulArgs& a) { gemv_qk45<true>(a); }
-void gemv_q6_K_avx512(const MatmulArgs& a) { gemv_q6k(a); }
-void gemv_q8_0_avx512(const MatmulArgs& a) { gemv_b32<GgmlType::Q8_0>(a); }
-void gemv_q4_0_avx512(const MatmulArgs& a) { gemv_b32<GgmlType::Q4_0>(a); }
-void gemv_q5_0_avx512(const MatmulArgs& a) { gemv_b32<GgmlType::Q5_0>(a); }
-void gemv_iq4_nl_avx512(const MatmulArgs& a) { gemv_b32<GgmlType::IQ4_NL>(a); }
-void gemv_mxfp4_avx512(const MatmulArgs& a) { gemv_b32<GgmlType::MXFP4>(a); }
+void gemv_q4_K_avx512(const MatmulArgs& a) { token_groups(a, [&](auto nt, int64_t t0) { gemv_qk45<false, nt()>(a, t0); }); }
+void gemv_q5_K_avx512(const MatmulArgs& a) { token_groups(a, [&](auto nt, int64_t t0) { gemv_qk45<true, nt()>(a, t0); }); }
+void gemv_q6_K_avx512(const MatmulArgs& a) { token_groups(a, [&](auto nt, int64_t t0) { gemv_q6k<nt()>(a, t0); }); }
+void gemv_q8_0_avx512(const MatmulArgs& a) { token_groups(a, [&](auto nt, int64_t t0) { gemv_b32<GgmlType::Q8_0, nt()>(a, t0); }); }
+void gemv_q4_0_avx512(const MatmulArgs& a) { token_groups(a, [&](auto nt, int64_t t0) { gemv_b32<GgmlType::Q4_0, nt()>(a, t0); }); }
+void gemv_q5_0_avx512(const MatmulArgs& a) { token_groups(a, [&](auto nt, int64_t t0) { gemv_b32<GgmlType::Q5_0, nt()>(a, t0); }); }
+void gemv_iq4_nl_avx512(const MatmulArgs& a) { token_groups(a, [&](auto nt, int64_t t0) { gemv_b32<GgmlType::IQ4_NL, nt()>(a, t0); }); }
+void gemv_mxfp4_avx512(const MatmulArgs& a) { token_groups(a, [&](auto nt, int64_t t0) { gemv_b32<GgmlType::MXFP4, nt()>(a, t0); }); }
 
 }  // namespace tessera::ops

@@ -16,27 +16,9 @@ bool avx512_bf16(const MatmulKernel&, const MatmulShape&, const CpuCaps& c) {
   return c.has_avx512() && c.avx512_bf16;
 }
 
-// A few tokens (decode of several sequences, a rarely chosen expert in prefill): run a fused single-
-// token kernel once per token over the same rows; the rows of a work item stay in cache after the first.
-template <MatmulFn F>
-void per_token(const MatmulArgs& a) {
-  const PreparedActs& x = *a.x;
-  const int64_t n = x.n_in;
-  for (int64_t t = 0; t < x.n_tokens; ++t) {
-    PreparedActs xt = x;
-    xt.n_tokens = 1;
-    xt.qs = x.qs + t * n;
-    xt.d = x.d + t * (n / 32);
-    xt.s = x.s + t * (n / 16);
-    xt.s32 = x.s32 + t * (n / 32);
-    MatmulArgs at = a;
-    at.x = &xt;
-    at.y = a.y + t * a.y_stride;
-    F(at);
-  }
-}
-
-constexpr int64_t kFewTokens = 2;
+// A few tokens (several sequences decoding, a rarely chosen expert in prefill): the fused kernels
+// decode each block once for up to 4 tokens; past that the unpacked tiles of the GEMM win.
+constexpr int64_t kFewTokens = 4;
 bool avx512_few(const MatmulKernel&, const MatmulShape& s, const CpuCaps& c) {
   return c.has_avx512() && s.n_tokens <= kFewTokens;
 }
@@ -72,15 +54,15 @@ void register_cpu_kernels(KernelRegistry& r) {
   r.add(Op::Gemv, Backend::Cpu, GgmlType::Q5_0, "avx512_fused", 40, 16, avx512, gemv_q5_0_avx512);
   r.add(Op::Gemv, Backend::Cpu, GgmlType::IQ4_NL, "avx512_fused", 40, 16, avx512, gemv_iq4_nl_avx512);
   r.add(Op::Gemv, Backend::Cpu, GgmlType::MXFP4, "avx512_fused", 40, 16, avx512, gemv_mxfp4_avx512);
-  // the same, token by token, for gemm with at most kFewTokens tokens
-  r.add(Op::Gemm, Backend::Cpu, GgmlType::Q4_K, "avx512_fused", 40, 16, avx512_few, per_token<gemv_q4_K_avx512>);
-  r.add(Op::Gemm, Backend::Cpu, GgmlType::Q5_K, "avx512_fused", 40, 16, avx512_few, per_token<gemv_q5_K_avx512>);
-  r.add(Op::Gemm, Backend::Cpu, GgmlType::Q6_K, "avx512_fused", 40, 16, avx512_few, per_token<gemv_q6_K_avx512>);
-  r.add(Op::Gemm, Backend::Cpu, GgmlType::Q8_0, "avx512_fused", 40, 16, avx512_few, per_token<gemv_q8_0_avx512>);
-  r.add(Op::Gemm, Backend::Cpu, GgmlType::Q4_0, "avx512_fused", 40, 16, avx512_few, per_token<gemv_q4_0_avx512>);
-  r.add(Op::Gemm, Backend::Cpu, GgmlType::Q5_0, "avx512_fused", 40, 16, avx512_few, per_token<gemv_q5_0_avx512>);
-  r.add(Op::Gemm, Backend::Cpu, GgmlType::IQ4_NL, "avx512_fused", 40, 16, avx512_few, per_token<gemv_iq4_nl_avx512>);
-  r.add(Op::Gemm, Backend::Cpu, GgmlType::MXFP4, "avx512_fused", 40, 16, avx512_few, per_token<gemv_mxfp4_avx512>);
+  // the same kernels for gemm with at most kFewTokens tokens
+  r.add(Op::Gemm, Backend::Cpu, GgmlType::Q4_K, "avx512_fused", 40, 16, avx512_few, gemv_q4_K_avx512);
+  r.add(Op::Gemm, Backend::Cpu, GgmlType::Q5_K, "avx512_fused", 40, 16, avx512_few, gemv_q5_K_avx512);
+  r.add(Op::Gemm, Backend::Cpu, GgmlType::Q6_K, "avx512_fused", 40, 16, avx512_few, gemv_q6_K_avx512);
+  r.add(Op::Gemm, Backend::Cpu, GgmlType::Q8_0, "avx512_fused", 40, 16, avx512_few, gemv_q8_0_avx512);
+  r.add(Op::Gemm, Backend::Cpu, GgmlType::Q4_0, "avx512_fused", 40, 16, avx512_few, gemv_q4_0_avx512);
+  r.add(Op::Gemm, Backend::Cpu, GgmlType::Q5_0, "avx512_fused", 40, 16, avx512_few, gemv_q5_0_avx512);
+  r.add(Op::Gemm, Backend::Cpu, GgmlType::IQ4_NL, "avx512_fused", 40, 16, avx512_few, gemv_iq4_nl_avx512);
+  r.add(Op::Gemm, Backend::Cpu, GgmlType::MXFP4, "avx512_fused", 40, 16, avx512_few, gemv_mxfp4_avx512);
   r.add(Op::Gemv, Backend::Cpu, GgmlType::Q4_K, "avxvnni_fused", 28, 16, avxvnni, gemv_q4_K_avxvnni);
   r.add(Op::Gemv, Backend::Cpu, GgmlType::Q5_K, "avxvnni_fused", 28, 16, avxvnni, gemv_q5_K_avxvnni);
   r.add(Op::Gemv, Backend::Cpu, GgmlType::Q6_K, "avxvnni_fused", 28, 16, avxvnni, gemv_q6_K_avxvnni);

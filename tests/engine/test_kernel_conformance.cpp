@@ -109,6 +109,7 @@ std::vector<Shape> shapes_for(GgmlType t) {
   std::vector<Shape> s = {
       {2048, 768, 1}, {2048, 768, 5}, {768, 2048, 1}, {768, 2048, 5},  // expert gate/up and down
       {2048, 4096, 1}, {2048, 1000, 1}, {2048, 1000, 2},              // attention q, a small vocab head
+      {2048, 768, 3}, {768, 2048, 4},                                  // a few sequences decoding
   };
   if (t == GgmlType::Q8_0 || t == GgmlType::Q4_K || t == GgmlType::IQ4_NL) s.push_back({2048, 768, 33});
   for (int64_t n_out : {1, 3, 17})
