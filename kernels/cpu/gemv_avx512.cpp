@@ -158,6 +158,67 @@ void gemv_q6k(const MatmulArgs& args, int64_t t0) {
   }
 }
 
+// ---- IQ4_XS ----
+// 256-blocks of eight 32-value sub-blocks with 6-bit signed scales; codes u = table value + 128.
+template <int NT>
+void gemv_iq4xs(const MatmulArgs& args, int64_t t0) {
+  const WeightView& w = *args.w;
+  const PreparedActs& x = *args.x;
+  const int64_t nb = w.n_in / 256, n = w.n_in;
+  alignas(64) int8_t tb[64];
+  for (int i = 0; i < 64; ++i) tb[i] = static_cast<int8_t>(kIQ4NLValues[i % 16] + 128);
+  const __m512i table = _mm512_load_si512(tb);
+  const __m512i m4 = _mm512_set1_epi8(15);
+  // 128-bit lane k of a 64-byte load holds sub-block 4c + k
+  const __m512i idx0 = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
+  const __m512i idx1 = _mm512_add_epi32(idx0, _mm512_set1_epi32(4));
+  const __m256i shl = _mm256_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28);  // scales_l nibble j
+  const __m256i shh = _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14);    // scales_h 2 bits of j
+  for (int64_t r = args.row_begin; r < args.row_end; ++r) {
+    const auto* blk = reinterpret_cast<const block_iq4_xs*>(w.data + static_cast<size_t>(r) * w.row_bytes);
+    __m512 acc[NT];
+    __m256 accc[NT];
+    for (int t = 0; t < NT; ++t) {
+      acc[t] = _mm512_setzero_ps();
+      accc[t] = _mm256_setzero_ps();
+    }
+    for (int64_t b = 0; b < nb; ++b, ++blk) {
+      uint32_t sl;
+      std::memcpy(&sl, blk->scales_l, 4);
+      const __m256i lo4 = _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(static_cast<int>(sl)), shl), _mm256_set1_epi32(15));
+      const __m256i hi2 = _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(blk->scales_h), shh), _mm256_set1_epi32(3));
+      const __m256i ls = _mm256_sub_epi32(_mm256_or_si256(lo4, _mm256_slli_epi32(hi2, 4)), _mm256_set1_epi32(32));
+      const __m512i ls512 = _mm512_castsi256_si512(ls);
+      const __m512i sc[2] = {_mm512_permutexvar_epi32(idx0, ls512), _mm512_permutexvar_epi32(idx1, ls512)};
+      __m512i isum[NT];
+      for (int t = 0; t < NT; ++t) isum[t] = _mm512_setzero_si512();
+      for (int c = 0; c < 2; ++c) {
+        const __m512i q = _mm512_loadu_si512(blk->qs + 64 * c);
+        const __m512i ulo = _mm512_shuffle_epi8(table, _mm512_and_si512(q, m4));
+        const __m512i uhi = _mm512_shuffle_epi8(table, _mm512_and_si512(_mm512_srli_epi16(q, 4), m4));
+        for (int t = 0; t < NT; ++t) {
+          const int8_t* xq = x.qs + (t0 + t) * n + b * 256 + 128 * c;
+          const __m512i x0 = _mm512_loadu_si512(xq), x1 = _mm512_loadu_si512(xq + 64);
+          const __m512i xlo = _mm512_shuffle_i64x2(x0, x1, _MM_SHUFFLE(2, 0, 2, 0));  // values 0..15 of each
+          const __m512i xhi = _mm512_shuffle_i64x2(x0, x1, _MM_SHUFFLE(3, 1, 3, 1));  // values 16..31
+          const __m512i dp = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), ulo, xlo), uhi, xhi);
+          isum[t] = _mm512_add_epi32(isum[t], _mm512_mullo_epi32(dp, sc[c]));
+        }
+      }
+      const float d = h2f(blk->d);
+      for (int t = 0; t < NT; ++t) {
+        const int64_t xb = (t0 + t) * (n / 32) + b * 8;
+        const float dd = d * x.d[xb];
+        acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[t]), _mm512_set1_ps(dd), acc[t]);
+        // codes are value + 128: 128 * sum over sub-blocks of scale * sum(q)
+        const __m256i corr = _mm256_mullo_epi32(ls, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.s32 + xb)));
+        accc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_slli_epi32(corr, 7)), _mm256_set1_ps(dd), accc[t]);
+      }
+    }
+    for (int t = 0; t < NT; ++t) args.y[(t0 + t) * args.y_stride + r] = _mm512_reduce_add_ps(acc[t]) - hsum256(accc[t]);
+  }
+}
+
 // ---- 32-value blocks ----
 // Codes of one block (32 values in order) as u8 = value + z, and the block's scale.
 template <GgmlType T>
@@ -309,6 +370,7 @@ void gemv_q8_0_avx512(const MatmulArgs& a) { token_groups(a, [&](auto nt, int64_
 void gemv_q4_0_avx512(const MatmulArgs& a) { token_groups(a, [&](auto nt, int64_t t0) { gemv_b32<GgmlType::Q4_0, nt()>(a, t0); }); }
 void gemv_q5_0_avx512(const MatmulArgs& a) { token_groups(a, [&](auto nt, int64_t t0) { gemv_b32<GgmlType::Q5_0, nt()>(a, t0); }); }
 void gemv_iq4_nl_avx512(const MatmulArgs& a) { token_groups(a, [&](auto nt, int64_t t0) { gemv_b32<GgmlType::IQ4_NL, nt()>(a, t0); }); }
+void gemv_iq4_xs_avx512(const MatmulArgs& a) { token_groups(a, [&](auto nt, int64_t t0) { gemv_iq4xs<nt()>(a, t0); }); }
 void gemv_mxfp4_avx512(const MatmulArgs& a) { token_groups(a, [&](auto nt, int64_t t0) { gemv_b32<GgmlType::MXFP4, nt()>(a, t0); }); }
 
 }  // namespace tessera::ops

@@ -54,6 +54,7 @@ void register_cpu_kernels(KernelRegistry& r) {
   r.add(Op::Gemv, Backend::Cpu, GgmlType::Q5_0, "avx512_fused", 40, 16, avx512, gemv_q5_0_avx512);
   r.add(Op::Gemv, Backend::Cpu, GgmlType::IQ4_NL, "avx512_fused", 40, 16, avx512, gemv_iq4_nl_avx512);
   r.add(Op::Gemv, Backend::Cpu, GgmlType::MXFP4, "avx512_fused", 40, 16, avx512, gemv_mxfp4_avx512);
+  r.add(Op::Gemv, Backend::Cpu, GgmlType::IQ4_XS, "avx512_fused", 40, 16, avx512, gemv_iq4_xs_avx512);
   // the same kernels for gemm with at most kFewTokens tokens
   r.add(Op::Gemm, Backend::Cpu, GgmlType::Q4_K, "avx512_fused", 40, 16, avx512_few, gemv_q4_K_avx512);
   r.add(Op::Gemm, Backend::Cpu, GgmlType::Q5_K, "avx512_fused", 40, 16, avx512_few, gemv_q5_K_avx512);
@@ -63,6 +64,7 @@ void register_cpu_kernels(KernelRegistry& r) {
   r.add(Op::Gemm, Backend::Cpu, GgmlType::Q5_0, "avx512_fused", 40, 16, avx512_few, gemv_q5_0_avx512);
   r.add(Op::Gemm, Backend::Cpu, GgmlType::IQ4_NL, "avx512_fused", 40, 16, avx512_few, gemv_iq4_nl_avx512);
   r.add(Op::Gemm, Backend::Cpu, GgmlType::MXFP4, "avx512_fused", 40, 16, avx512_few, gemv_mxfp4_avx512);
+  r.add(Op::Gemm, Backend::Cpu, GgmlType::IQ4_XS, "avx512_fused", 40, 16, avx512_few, gemv_iq4_xs_avx512);
   r.add(Op::Gemv, Backend::Cpu, GgmlType::Q4_K, "avxvnni_fused", 28, 16, avxvnni, gemv_q4_K_avxvnni);
   r.add(Op::Gemv, Backend::Cpu, GgmlType::Q5_K, "avxvnni_fused", 28, 16, avxvnni, gemv_q5_K_avxvnni);
   r.add(Op::Gemv, Backend::Cpu, GgmlType::Q6_K, "avxvnni_fused", 28, 16, avxvnni, gemv_q6_K_avxvnni);
