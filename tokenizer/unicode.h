@@ -8,12 +8,16 @@
 
 namespace tessera::tok {
 
-// Class of a code point as the split rules see it. White_Space wins over the general category.
+// Class of a code point as the split rules see it: one bit, or none for "other" (controls,
+// format characters, unassigned, ...). White_Space wins over the general category.
 enum CpClass : uint8_t {
-  kOther = 0,   // none of the below (punctuation, symbols, marks, controls, unassigned, ...)
-  kLetter = 1,  // \p{L}: Lu Ll Lt Lm Lo
-  kNumber = 2,  // \p{N}: Nd Nl No
-  kSpace = 3,   // \s: the Unicode White_Space property (includes \t \n \v \f \r, U+0085, U+00A0, ...)
+  kOther = 0,
+  kLetter = 1,   // \p{L}: Lu Ll Lt Lm Lo
+  kNumber = 2,   // \p{N}: Nd Nl No
+  kSpace = 4,    // \s: the Unicode White_Space property (\t \n \v \f \r, U+0085, U+00A0, ...)
+  kPunct = 8,    // \p{P}: Pc Pd Ps Pe Pi Pf Po
+  kSymbol = 16,  // \p{S}: Sm Sc Sk So
+  kMark = 32,    // \p{M}: Mn Mc Me
 };
 
 CpClass cp_class(uint32_t cp);
