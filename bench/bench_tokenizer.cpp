@@ -87,8 +87,8 @@ void run(benchmark::State& state, bool fresh_tokenizer) {
   }
   const double bytes = static_cast<double>(corpus_bytes());
   state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * bytes));
-  state.counters["MB"] = bytes / 1e6;
-  state.counters["MB/s"] = benchmark::Counter(bytes / 1e6, benchmark::Counter::kIsIterationInvariantRate);  // decimal MB
+  state.counters["corpus_MB"] = bytes / 1e6;
+  state.counters["MB"] = benchmark::Counter(bytes / 1e6, benchmark::Counter::kIsIterationInvariantRate);  // decimal MB
   state.counters["tokens"] = static_cast<double>(tokens);
   state.counters["tok/s"] = benchmark::Counter(static_cast<double>(tokens), benchmark::Counter::kIsIterationInvariantRate);
 }
