@@ -405,8 +405,35 @@ std::string render_chat(const std::string& tmpl, const nlohmann::ordered_json& c
   return render_body(parse(tmpl), context);
 }
 
+namespace {
+
+// json -> ordered_json without a text round trip (dump() would throw on invalid UTF-8).
+nlohmann::ordered_json to_ordered(const nlohmann::json& j, int depth = 0) {
+  if (depth > 256) throw_error("chat template: context JSON nested deeper than 256 levels");
+  if (j.is_object()) {
+    nlohmann::ordered_json o = nlohmann::ordered_json::object();
+    for (const auto& [k, v] : j.items()) o[k] = to_ordered(v, depth + 1);
+    return o;
+  }
+  if (j.is_array()) {
+    nlohmann::ordered_json a = nlohmann::ordered_json::array();
+    for (const auto& v : j) a.push_back(to_ordered(v, depth + 1));
+    return a;
+  }
+  switch (j.type()) {
+    case nlohmann::json::value_t::string: return j.get<std::string>();
+    case nlohmann::json::value_t::boolean: return j.get<bool>();
+    case nlohmann::json::value_t::number_integer: return j.get<int64_t>();
+    case nlohmann::json::value_t::number_unsigned: return j.get<uint64_t>();
+    case nlohmann::json::value_t::number_float: return j.get<double>();
+    default: return nullptr;
+  }
+}
+
+}  // namespace
+
 std::string render_chat(const std::string& tmpl, const nlohmann::json& context) {
-  return render_chat(tmpl, nlohmann::ordered_json::parse(context.dump()));
+  return render_chat(tmpl, to_ordered(context));
 }
 
 }  // namespace tessera::tok
