@@ -7,6 +7,7 @@
 //   head    the 151669x2048 output head (Q6_K and Q8_0 kernels only), one token
 //   prefill 512 tokens x 2048->768 (GEMM kernels)
 //   moe_prefill 16 experts x 32 tokens each, 2048->768 (GEMM kernels: how MoE prefill groups tokens)
+// Single-token cases rotate through 64 weight slices (more than the L3) so weights come from DRAM.
 // Threads: TESSERA_BENCH_THREADS (default 2). Other processes on the machine make numbers noisy: use
 // --benchmark_repetitions and take the best.
 #include <benchmark/benchmark.h>
@@ -83,29 +84,41 @@ struct Case {
   bool shared_input;  // all jobs read the same x
 };
 
+// Decode cases rotate through a pool of weight slices larger than the 32 MiB L3, so every call reads
+// its weights from DRAM as a real decode step does (each token visits other experts / layers).
+constexpr int kSlicePool = 64;
+
 void run_case(benchmark::State& state, const MatmulKernel* k, Case c) {
   const GgmlType t = k->wtype;
-  // experts: n_jobs slices of one 3-D tensor
-  const auto& w = weights(t, c.n_out * c.n_jobs, c.n_in);
   const size_t rb = row_bytes(t, c.n_in);
+  const bool rotate = c.n_tokens == 1 && static_cast<double>(rb) * c.n_out * c.n_jobs < 64e6;
+  const int pool_slices = rotate ? std::max(kSlicePool, c.n_jobs) : c.n_jobs;
+  const auto& w = weights(t, c.n_out * pool_slices, c.n_in);
   const auto x = random_activations(c.n_in * c.n_tokens * (c.shared_input ? 1 : c.n_jobs), 7);
   std::vector<float> y(static_cast<size_t>(c.n_out * c.n_tokens * c.n_jobs));
   std::vector<MatmulJob> jobs(static_cast<size_t>(c.n_jobs));
-  for (int j = 0; j < c.n_jobs; ++j) {
-    MatmulJob& job = jobs[static_cast<size_t>(j)];
-    job.w = WeightView{t, w.data() + static_cast<size_t>(j) * c.n_out * rb, c.n_in, c.n_out, rb};
-    job.x = x.data() + (c.shared_input ? 0 : j * c.n_in * c.n_tokens);
-    job.x_stride = c.n_in;
-    job.n_tokens = c.n_tokens;
-    job.y = y.data() + static_cast<size_t>(j) * c.n_out * c.n_tokens;
-    job.y_stride = c.n_out;
-  }
+  int64_t next_slice = 0;
+  auto set_jobs = [&] {
+    for (int j = 0; j < c.n_jobs; ++j) {
+      MatmulJob& job = jobs[static_cast<size_t>(j)];
+      const int64_t slice = (next_slice + j) % pool_slices;
+      job.w = WeightView{t, w.data() + static_cast<size_t>(slice) * c.n_out * rb, c.n_in, c.n_out, rb};
+      job.x = x.data() + (c.shared_input ? 0 : j * c.n_in * c.n_tokens);
+      job.x_stride = c.n_in;
+      job.n_tokens = c.n_tokens;
+      job.y = y.data() + static_cast<size_t>(j) * c.n_out * c.n_tokens;
+      job.y_stride = c.n_out;
+    }
+    next_slice = (next_slice + c.n_jobs) % pool_slices;
+  };
+  set_jobs();
   clear_kernel_overrides();
   set_kernel_override(op_key(k->op, t), k->name);
   matmul(jobs, pool());  // warm-up (and the weights into whatever cache level they fit)
   const double cpu0 = process_cpu_seconds();
   const auto t0 = std::chrono::steady_clock::now();
   for (auto _ : state) {
+    if (rotate) set_jobs();
     matmul(jobs, pool());
     benchmark::DoNotOptimize(y.data());
   }
@@ -125,6 +138,7 @@ void run_case(benchmark::State& state, const MatmulKernel* k, Case c) {
   state.counters["GMAC/cpu_s"] = macs * iters / cpu_secs / 1e9;
   state.counters["GB/cpu_s"] = bytes * iters / cpu_secs / 1e9;
   state.counters["threads"] = pool().size();
+  state.counters["dram"] = rotate || bytes > 64e6 ? 1 : 0;  // 1: weights come from DRAM each call
   state.SetLabel(std::string(backend_name(k->backend)));
 }
 
