@@ -27,6 +27,7 @@ std::string CpuCaps::describe() const {
   add(avx512vl, "avx512vl");
   add(avx512_vnni, "avx512_vnni");
   add(avx512_bf16, "avx512_bf16");
+  add(avx512_vbmi, "avx512_vbmi");
   return s.empty() ? "baseline" : s;
 }
 
@@ -54,6 +55,7 @@ CpuCaps detect_cpu_caps() {
     c.avx512bw = b & (1u << 30);
     c.avx512vl = b & (1u << 31);
     c.avx512_vnni = cx & (1u << 11);
+    c.avx512_vbmi = cx & (1u << 1);
   }
   __cpuid_count(7, 1, a, b, cx, d);
   c.avx_vnni = a & (1u << 4);
@@ -65,7 +67,7 @@ CpuCaps detect_cpu_caps() {
 CpuCaps limit_cpu_caps(CpuCaps c, const std::string& level) {
   if (level.empty() || level == "avx512" || level == "native") return c;
   if (level == "avx2") {
-    c.avx512f = c.avx512bw = c.avx512vl = c.avx512_vnni = c.avx512_bf16 = false;
+    c.avx512f = c.avx512bw = c.avx512vl = c.avx512_vnni = c.avx512_bf16 = c.avx512_vbmi = false;
     return c;
   }
   if (level == "scalar") return CpuCaps{};

@@ -7,6 +7,7 @@ namespace tessera::ops {
 struct CpuCaps {
   bool avx2 = false, fma = false, f16c = false, avx_vnni = false;
   bool avx512f = false, avx512bw = false, avx512vl = false, avx512_vnni = false, avx512_bf16 = false;
+  bool avx512_vbmi = false;
 
   // The kernel families this machine runs.
   bool has_avx2() const { return avx2 && fma && f16c; }

@@ -26,6 +26,8 @@ void gemv_q5_0_avx512(const MatmulArgs& a);
 void gemv_q4_0_avx512(const MatmulArgs& a);
 void gemv_mxfp4_avx512(const MatmulArgs& a);
 void gemv_iq4_xs_avx512(const MatmulArgs& a);
+void gemv_iq4_nl_avx512vbmi(const MatmulArgs& a);
+void gemv_q4_0_avx512vbmi(const MatmulArgs& a);
 void gemv_q4_K_avx2(const MatmulArgs& a);
 void gemv_q5_K_avx2(const MatmulArgs& a);
 void gemv_q6_K_avx2(const MatmulArgs& a);

@@ -23,6 +23,11 @@ bool avx512_few(const MatmulKernel&, const MatmulShape& s, const CpuCaps& c) {
   return c.has_avx512() && s.n_tokens <= kFewTokens;
 }
 
+bool avx512_vbmi(const MatmulKernel&, const MatmulShape&, const CpuCaps& c) { return c.has_avx512() && c.avx512_vbmi; }
+bool avx512_vbmi_few(const MatmulKernel& k, const MatmulShape& s, const CpuCaps& c) {
+  return avx512_vbmi(k, s, c) && s.n_tokens <= kFewTokens;
+}
+
 bool is_float(GgmlType t) { return t == GgmlType::F32 || t == GgmlType::F16 || t == GgmlType::BF16; }
 
 }  // namespace
@@ -55,6 +60,10 @@ void register_cpu_kernels(KernelRegistry& r) {
   r.add(Op::Gemv, Backend::Cpu, GgmlType::IQ4_NL, "avx512_fused", 40, 16, avx512, gemv_iq4_nl_avx512);
   r.add(Op::Gemv, Backend::Cpu, GgmlType::MXFP4, "avx512_fused", 40, 16, avx512, gemv_mxfp4_avx512);
   r.add(Op::Gemv, Backend::Cpu, GgmlType::IQ4_XS, "avx512_fused", 40, 16, avx512, gemv_iq4_xs_avx512);
+  r.add(Op::Gemv, Backend::Cpu, GgmlType::IQ4_NL, "avx512vbmi_fused", 45, 16, avx512_vbmi, gemv_iq4_nl_avx512vbmi);
+  r.add(Op::Gemv, Backend::Cpu, GgmlType::Q4_0, "avx512vbmi_fused", 45, 16, avx512_vbmi, gemv_q4_0_avx512vbmi);
+  r.add(Op::Gemm, Backend::Cpu, GgmlType::IQ4_NL, "avx512vbmi_fused", 45, 16, avx512_vbmi_few, gemv_iq4_nl_avx512vbmi);
+  r.add(Op::Gemm, Backend::Cpu, GgmlType::Q4_0, "avx512vbmi_fused", 45, 16, avx512_vbmi_few, gemv_q4_0_avx512vbmi);
   // the same kernels for gemm with at most kFewTokens tokens
   r.add(Op::Gemm, Backend::Cpu, GgmlType::Q4_K, "avx512_fused", 40, 16, avx512_few, gemv_q4_K_avx512);
   r.add(Op::Gemm, Backend::Cpu, GgmlType::Q5_K, "avx512_fused", 40, 16, avx512_few, gemv_q5_K_avx512);

@@ -115,6 +115,10 @@ std::vector<Shape> shapes_for(GgmlType t) {
   for (int64_t n_out : {1, 3, 17})
     for (int64_t n_tok : {1, 2, 5, 33}) s.push_back({blk, n_out, n_tok});
   if (type_traits(t).block_size == 1) s.push_back({17, 5, 3});  // float types: any row length
+  if (type_traits(t).block_size == 32) {  // groups of 8 blocks plus a remainder
+    s.push_back({320, 17, 1});
+    s.push_back({320, 17, 3});
+  }
   return s;
 }
 
