@@ -3,6 +3,8 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
+#include <string_view>
 
 #include "engine/core/error.h"
 #include "engine/model/forward.h"
@@ -21,6 +23,7 @@ Context::Context(std::shared_ptr<const Model> model, const ContextOptions& opts)
   opts_.n_batch = std::min(opts.n_batch, opts.n_ctx);
   seqs_.resize(static_cast<size_t>(opts.n_seq_max));
   ws_ = std::make_unique<Workspace>(model_->config(), opts_.n_batch);
+  if (const char* p = std::getenv("TESSERA_PROFILE"); p && *p && std::string_view(p) != "0") ws_->prof.on = true;
   logits_.reserve(static_cast<size_t>(model_->config().n_vocab));
   if (opts.print_plan)
     std::fprintf(stderr,
@@ -31,7 +34,9 @@ Context::Context(std::shared_ptr<const Model> model, const ContextOptions& opts)
                  opts_.n_batch, pool_.size());
 }
 
-Context::~Context() = default;
+Context::~Context() {
+  if (ws_ && ws_->prof.on) ws_->prof.print();
+}
 
 uint64_t Context::scratch_bytes() const { return ws_->bytes(); }
 

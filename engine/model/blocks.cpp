@@ -2,6 +2,7 @@
 // the attention block, the dense SwiGLU FFN and the output head.
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 
 #include "engine/core/error.h"
@@ -66,6 +67,7 @@ uint64_t Workspace::bytes() const {
 void forward(const Model& m, const Batch& b, KvCache& kv, Workspace& ws, ThreadPool& pool) {
   if (b.n_tokens <= 0) return;
   if (b.n_tokens > ws.n_batch) throw_error("forward: batch of {} tokens exceeds n_batch {}", b.n_tokens, ws.n_batch);
+  ws.prof.begin(b.n_tokens, b.n_tokens == 1);
   const std::string& arch = m.config().arch;
   if (arch == "qwen3moe") return forward_qwen3moe(m, b, kv, ws, pool);
   if (arch == "qwen3") return forward_qwen3(m, b, kv, ws, pool);
@@ -90,6 +92,7 @@ void embed_tokens(const Model& m, const Batch& b, Workspace& ws) {
     if (id < 0 || id >= c.n_vocab) throw_error("token id {} is out of range (vocabulary of {})", id, c.n_vocab);
     dequantize_row(emb.type, emb.data + static_cast<size_t>(id) * row, ws.x.data() + t * c.n_embd, c.n_embd);
   }
+  ws.prof.mark(Stage::Embed);
 }
 
 void prepare_rope(const Model& m, const Batch& b, Workspace& ws) {
@@ -107,6 +110,7 @@ void attention_block(const Model& m, int layer, const Batch& b, KvCache& kv, Wor
   parallel_rows(pool, n, 32, [&](int64_t t0, int64_t t1) {
     ops::rmsnorm(ws.x.data() + t0 * E, E, ws.h.data() + t0 * E, E, L.attn_norm, t1 - t0, E, c.eps);
   });
+  ws.prof.mark(Stage::Norms);
 
   // q = Wq h, k = Wk h, v = Wv h  (one parallel region)
   const ops::MatmulJob qkv[3] = {
@@ -115,6 +119,7 @@ void attention_block(const Model& m, int layer, const Batch& b, KvCache& kv, Wor
       {L.wv, ws.h.data(), E, n, ws.v.data(), kv_dim},
   };
   ops::matmul(qkv, pool);
+  ws.prof.mark(Stage::QKV);
 
   // per token: biases (qwen2), QK-norm (qwen3), RoPE, K and V into the f16 cache
   parallel_rows(pool, n, 16, [&](int64_t t0, int64_t t1) {
@@ -139,6 +144,7 @@ void attention_block(const Model& m, int layer, const Batch& b, KvCache& kv, Wor
       kv.store(layer, b.block_table[t], b.pos[t], kt, vt);
     }
   });
+  ws.prof.mark(Stage::RopeKV);
 
   // attn = softmax(q k^T / sqrt(hd), causal) v, query head h on KV head h / (n_head / n_head_kv)
   ops::AttentionArgs a;
@@ -157,10 +163,12 @@ void attention_block(const Model& m, int layer, const Batch& b, KvCache& kv, Wor
   a.v_cache = kv.v_block(layer, 0);
   a.block_elems = kv.block_elems();
   ops::attention(a, pool);
+  ws.prof.mark(Stage::Attention);
 
   // x = x + Wo attn
   ops::matmul(ops::MatmulJob{L.wo, ws.attn.data(), q_dim, n, ws.h.data(), E}, pool);
   parallel_rows(pool, n, 64, [&](int64_t t0, int64_t t1) { ops::add(ws.x.data() + t0 * E, ws.h.data() + t0 * E, (t1 - t0) * E); });
+  ws.prof.mark(Stage::AttnOut);
 }
 
 void dense_ffn_block(const Model& m, int layer, const Batch& b, Workspace& ws, ThreadPool& pool) {
@@ -185,6 +193,7 @@ void dense_ffn_block(const Model& m, int layer, const Batch& b, Workspace& ws, T
   // x = x + Wdown g
   ops::matmul(ops::MatmulJob{L.ffn_down, ws.ffn_gate.data(), F, n, ws.h.data(), E}, pool);
   parallel_rows(pool, n, 64, [&](int64_t t0, int64_t t1) { ops::add(ws.x.data() + t0 * E, ws.h.data() + t0 * E, (t1 - t0) * E); });
+  ws.prof.mark(Stage::FFN);
 }
 
 void output_head(const Model& m, const Batch& b, Workspace& ws, ThreadPool& pool) {
@@ -200,6 +209,24 @@ void output_head(const Model& m, const Batch& b, Workspace& ws, ThreadPool& pool
   ops::matmul(ops::MatmulJob{W.output, ws.out_h.data(), E, b.n_out, b.logits, V}, pool);
   if (W.output_bias)
     for (int64_t i = 0; i < b.n_out; ++i) ops::add(b.logits + i * V, W.output_bias, V);
+  ws.prof.mark(Stage::Output);
+}
+
+void StageProfile::print() const {
+  static const char* names[] = {"embed",         "norms",        "qkv matmul",  "rope+kv store", "attention",
+                                "attn out",      "router",       "routing",     "experts gate+up", "experts down",
+                                "experts sum",   "dense ffn",    "output head"};
+  for (int k = 0; k < 2; ++k) {
+    if (forwards[k] == 0) continue;
+    double total = 0;
+    for (double v : ms[k]) total += v;
+    std::fprintf(stderr, "tessera: profile (%s): %lld forward passes, %lld tokens, %.1f ms\n",
+                 k == 0 ? "decode" : "batch", static_cast<long long>(forwards[k]), static_cast<long long>(tokens[k]), total);
+    for (int i = 0; i < static_cast<int>(Stage::kCount); ++i)
+      if (ms[k][i] > 0)
+        std::fprintf(stderr, "tessera:   %-16s %9.1f ms %5.1f%%  %8.3f ms/pass\n", names[i], ms[k][i], 100.0 * ms[k][i] / total,
+                     ms[k][i] / static_cast<double>(forwards[k]));
+  }
 }
 
 }  // namespace tessera::engine

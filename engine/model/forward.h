@@ -1,6 +1,7 @@
 // The forward pass of a batch of tokens (from one or more sequences): the batch description, the
 // scratch it runs in (allocated once per context), and the per-architecture entry points.
 #pragma once
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <vector>
@@ -20,6 +21,32 @@ struct Batch {
   const int32_t* out_rows = nullptr;            // [n_out] tokens whose logits are wanted
   int64_t n_out = 0;
   float* logits = nullptr;                      // [n_out][n_vocab]
+};
+
+// Where the time of forward passes goes (TESSERA_PROFILE=1; printed when the context ends).
+// mark(stage) charges the time since the previous mark to `stage`; off, it is one branch.
+enum class Stage { Embed, Norms, QKV, RopeKV, Attention, AttnOut, Router, Routing, ExpertsGateUp, ExpertsDown,
+                   ExpertsSum, FFN, Output, kCount };
+struct StageProfile {
+  bool on = false;
+  int kind = 0;  // 0: decode (one token per sequence), 1: batch
+  double ms[2][static_cast<int>(Stage::kCount)] = {};
+  int64_t forwards[2] = {}, tokens[2] = {};
+  std::chrono::steady_clock::time_point last;
+  void begin(int64_t n_tokens, bool decode) {
+    if (!on) return;
+    kind = decode ? 0 : 1;
+    ++forwards[kind];
+    tokens[kind] += n_tokens;
+    last = std::chrono::steady_clock::now();
+  }
+  void mark(Stage s) {
+    if (!on) return;
+    const auto now = std::chrono::steady_clock::now();
+    ms[kind][static_cast<int>(s)] += std::chrono::duration<double, std::milli>(now - last).count();
+    last = now;
+  }
+  void print() const;  // to stderr
 };
 
 // Scratch for up to n_batch tokens; sized once, never reallocated in the forward pass.
@@ -49,6 +76,7 @@ struct Workspace {
   // Batch bookkeeping filled by Context
   std::vector<int32_t> pos, out_rows;
   std::vector<const int32_t*> block_table;
+  StageProfile prof;
 };
 
 // Runs the model on a batch: writes K/V of every token into the cache and the requested logits.

@@ -36,9 +36,11 @@ void moe_block(const Model& m, int layer, const Batch& b, Workspace& ws, ThreadP
   parallel_rows(pool, n, 32, [&](int64_t t0, int64_t t1) {
     ops::rmsnorm(ws.x.data() + t0 * E, E, ws.h.data() + t0 * E, E, L.ffn_norm, t1 - t0, E, c.eps);
   });
+  ws.prof.mark(Stage::Norms);
 
   // router logits r = Wr h, p = softmax(r) over all experts, the K largest, w_j = p_j / sum(p_sel)
   ops::matmul(ops::MatmulJob{L.router, ws.h.data(), E, n, ws.router.data(), X}, pool);
+  ws.prof.mark(Stage::Router);
   parallel_rows(pool, n, 32, [&](int64_t t0, int64_t t1) {
     for (int64_t t = t0; t < t1; ++t)
       route(ws.router.data() + t * X, X, K, ws.sel_expert.data() + t * K, ws.sel_weight.data() + t * K);
@@ -67,6 +69,8 @@ void moe_block(const Model& m, int layer, const Batch& b, Workspace& ws, ThreadP
                     static_cast<size_t>(E) * sizeof(float));
     });
 
+  ws.prof.mark(Stage::Routing);
+
   // g = Wgate_e x, u = Wup_e x for every active expert (one call)
   ws.jobs.clear();
   for (int64_t e = 0; e < X; ++e) {
@@ -77,6 +81,7 @@ void moe_block(const Model& m, int layer, const Batch& b, Workspace& ws, ThreadP
     ws.jobs.push_back({L.up_exps.expert(e), xin, E, cnt, ws.moe_up.data() + off * F, F});
   }
   ops::matmul(ws.jobs, pool);
+  ws.prof.mark(Stage::ExpertsGateUp);
 
   // a = silu(g) * u
   parallel_rows(pool, rows, 32, [&](int64_t r0, int64_t r1) {
@@ -91,6 +96,7 @@ void moe_block(const Model& m, int layer, const Batch& b, Workspace& ws, ThreadP
     ws.jobs.push_back({L.down_exps.expert(e), ws.moe_gate.data() + off * F, F, cnt, ws.moe_down.data() + off * E, E});
   }
   ops::matmul(ws.jobs, pool);
+  ws.prof.mark(Stage::ExpertsDown);
 
   // x = x + sum_j w_j y_j, summed in slot order
   // (the sum is built in place in the row of slot 0, which is not needed afterwards)
@@ -104,6 +110,7 @@ void moe_block(const Model& m, int layer, const Batch& b, Workspace& ws, ThreadP
       ops::add(ws.x.data() + t * E, acc, E);
     }
   });
+  ws.prof.mark(Stage::ExpertsSum);
 }
 
 }  // namespace
