@@ -75,6 +75,20 @@ TEST_F(Quantize, Q4_K_M_And_IQ4_NL_FollowTheRules) {
   EXPECT_EQ(q.get_array("tokenizer.ggml.tokens").size(), src.get_array("tokenizer.ggml.tokens").size());
 }
 
+// The golden dense qwen3 model in BF16, quantized by us, has llama.cpp's layouts and values close to
+// llama.cpp's own Q8_0 / Q4_K_M files of the same model.
+TEST_F(Quantize, GoldenBf16ModelMatchesLlamaCppFiles) {
+  const std::string bf16 = golden("models/tiny-qwen3-bf16.gguf");
+  ASSERT_EQ(quantize(bf16, file("qwen3-q8.gguf"), "Q8_0").exit_code, 0);
+  expect_layout_like(file("qwen3-q8.gguf"), "tiny-qwen3-q8_0.gguf");
+  ASSERT_EQ(quantize(bf16, file("qwen3-q4km.gguf"), "Q4_K_M").exit_code, 0);
+  expect_layout_like(file("qwen3-q4km.gguf"), "tiny-qwen3-q4_k_m.gguf");
+  gguf::File ours = gguf::File::open(file("qwen3-q8.gguf"));
+  gguf::File theirs = gguf::File::open(golden("models/tiny-qwen3-q8_0.gguf"));
+  for (const gguf::TensorInfo& t : theirs.tensors())
+    EXPECT_LT(nmse(t, ours.tensor(t.name)), 1e-4) << t.name;
+}
+
 TEST_F(Quantize, EverySchemeWritesALoadableFile) {
   const std::pair<const char*, GgmlType> cases[] = {
       {"Q4_0", GgmlType::Q4_0},     {"Q5_K_M", GgmlType::Q5_K}, {"Q6_K", GgmlType::Q6_K},
