@@ -93,12 +93,15 @@ inline bool unpack_row_simd(GgmlType t, const uint8_t* row, int64_t n, uint8_t* 
       for (int64_t i = 0; i < n / 256; ++i, row += bs, u += 256, a += 8, c += 8) {
         const float d = _cvtsh_ss(reinterpret_cast<const uint16_t*>(row)[0]);
         const float dmin = _cvtsh_ss(reinterpret_cast<const uint16_t*>(row)[1]);
-        uint8_t sc[8], m[8];
-        k_scales(row + 4, sc, m);
-        for (int s = 0; s < 8; ++s) {
-          a[s] = d * sc[s];
-          c[s] = dmin * m[s];
-        }
+        // the 6-bit scales and mins of the 8 sub-blocks, 4 at a time in 32-bit words
+        uint32_t sw[3];
+        std::memcpy(sw, row + 4, 12);
+        const uint64_t sc = static_cast<uint64_t>(sw[0] & 0x3f3f3f3f) |
+                            static_cast<uint64_t>((sw[2] & 0x0f0f0f0f) | ((sw[0] >> 6) & 0x03030303) << 4) << 32;
+        const uint64_t mn = static_cast<uint64_t>(sw[1] & 0x3f3f3f3f) |
+                            static_cast<uint64_t>(((sw[2] >> 4) & 0x0f0f0f0f) | ((sw[1] >> 6) & 0x03030303) << 4) << 32;
+        _mm256_storeu_ps(a, _mm256_mul_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(static_cast<int64_t>(sc))))));
+        _mm256_storeu_ps(c, _mm256_mul_ps(_mm256_set1_ps(dmin), _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(static_cast<int64_t>(mn))))));
         const uint8_t* qs = row + (five ? 48 : 16);
         const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + 16));
         for (int ch = 0; ch < 4; ++ch) {
@@ -122,11 +125,10 @@ inline bool unpack_row_simd(GgmlType t, const uint8_t* row, int64_t n, uint8_t* 
       const __m512i cnt_a = _mm512_setr_epi32(4, 4, 4, 4, 4, 4, 4, 4, 2, 2, 2, 2, 2, 2, 2, 2);
       const __m512i cnt_b = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 2, 2, 2, 2, 2, 2, 2, 2);
       for (int64_t i = 0; i < n / 256; ++i, ++b, u += 256, a += 16, c += 16) {
-        const float d = _cvtsh_ss(b->d);
-        for (int s = 0; s < 16; ++s) {
-          a[s] = d * b->scales[s];
-          c[s] = 32.0f * a[s];
-        }
+        const __m512 av = _mm512_mul_ps(_mm512_set1_ps(_cvtsh_ss(b->d)),
+                                        _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b->scales)))));
+        _mm512_storeu_ps(a, av);
+        _mm512_storeu_ps(c, _mm512_mul_ps(_mm512_set1_ps(32.0f), av));
         for (int h = 0; h < 2; ++h) {
           const __m512i l = _mm512_loadu_si512(b->ql + 64 * h);
           const __m512i qh = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b->qh + 32 * h)));
