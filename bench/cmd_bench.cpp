@@ -208,7 +208,7 @@ std::string params_string(uint64_t n) {
 std::string size_string(uint64_t bytes) {
   char buf[32];
   const double gib = static_cast<double>(bytes) / (1024.0 * 1024.0 * 1024.0);
-  if (gib >= 0.1) std::snprintf(buf, sizeof buf, "%.2f GiB", gib);
+  if (gib >= 1.0) std::snprintf(buf, sizeof buf, "%.2f GiB", gib);  // llama-bench: MiB below 1 GiB
   else std::snprintf(buf, sizeof buf, "%.2f MiB", static_cast<double>(bytes) / (1024.0 * 1024.0));
   return buf;
 }
