@@ -55,37 +55,55 @@ inline __m256i nibbles32_512(const uint8_t* qs) {
   return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(q, 4), q), _mm256_set1_epi8(15));
 }
 
+// 32-value blocks with an f16 scale first (Q4_0, Q5_0, Q8_0, IQ4_NL): codes per block, the scales of
+// 8 blocks at a time with one gather.
+template <GgmlType T>
+void unpack_b32(const uint8_t* row, int64_t n, uint8_t* u, float* a, float* c) {
+  alignas(32) int8_t tb[32];
+  for (int i = 0; i < 32; ++i) tb[i] = static_cast<int8_t>(kIQ4NLValues[i % 16] + 128);
+  const __m256i table = _mm256_load_si256(reinterpret_cast<const __m256i*>(tb));
+  constexpr size_t bs = T == GgmlType::Q8_0 ? sizeof(block_q8_0) : T == GgmlType::Q5_0 ? sizeof(block_q5_0) : sizeof(block_q4_0);
+  constexpr float z = T == GgmlType::Q4_0 ? 8.0f : T == GgmlType::Q5_0 ? 16.0f : 128.0f;
+  const __m256i offs = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(static_cast<int>(bs)));
+  const int64_t nb = n / 32;
+  for (int64_t b = 0; b < nb; ++b) {
+    const uint8_t* blk = row + b * bs;
+    __m256i v;
+    if constexpr (T == GgmlType::IQ4_NL) {
+      v = _mm256_shuffle_epi8(table, nibbles32_512(blk + 2));
+    } else if constexpr (T == GgmlType::Q8_0) {
+      v = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 2)), _mm256_set1_epi8(static_cast<char>(0x80)));
+    } else if constexpr (T == GgmlType::Q4_0) {
+      v = nibbles32_512(blk + 2);
+    } else {
+      uint32_t qh;
+      std::memcpy(&qh, blk + 2, 4);
+      v = nibbles32_512(blk + 6);
+      v = _mm256_mask_add_epi8(v, static_cast<__mmask32>(qh), v, _mm256_set1_epi8(16));
+    }
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(u + 32 * b), v);
+  }
+  int64_t b = 0;
+  for (; b + 8 <= nb; b += 8) {
+    const __m256i raw = _mm256_i32gather_epi32(reinterpret_cast<const int*>(row + b * bs), offs, 1);
+    const __m256 d = _mm256_cvtph_ps(_mm256_cvtepi32_epi16(raw));
+    _mm256_storeu_ps(a + b, d);
+    _mm256_storeu_ps(c + b, _mm256_mul_ps(_mm256_set1_ps(z), d));
+  }
+  for (; b < nb; ++b) {
+    const float d = _cvtsh_ss(*reinterpret_cast<const uint16_t*>(row + b * bs));
+    a[b] = d;
+    c[b] = z * d;
+  }
+}
+
 // Codes, a and c of one row like unpack_row, with SIMD for the types of real files; false = not handled.
 inline bool unpack_row_simd(GgmlType t, const uint8_t* row, int64_t n, uint8_t* u, float* a, float* c) {
   switch (t) {
-    case GgmlType::IQ4_NL: case GgmlType::Q8_0: case GgmlType::Q5_0: case GgmlType::Q4_0: {
-      alignas(32) int8_t tb[32];
-      for (int i = 0; i < 32; ++i) tb[i] = static_cast<int8_t>(kIQ4NLValues[i % 16] + 128);
-      const __m256i table = _mm256_load_si256(reinterpret_cast<const __m256i*>(tb));
-      const size_t bs = type_traits(t).type_size;
-      const float z = t == GgmlType::Q4_0 ? 8.0f : t == GgmlType::Q5_0 ? 16.0f : 128.0f;
-      for (int64_t b = 0; b < n / 32; ++b, row += bs) {
-        __m256i v;
-        if (t == GgmlType::IQ4_NL) {
-          v = _mm256_shuffle_epi8(table, nibbles32_512(row + 2));
-        } else if (t == GgmlType::Q8_0) {
-          v = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + 2)),
-                               _mm256_set1_epi8(static_cast<char>(0x80)));
-        } else if (t == GgmlType::Q4_0) {
-          v = nibbles32_512(row + 2);
-        } else {
-          uint32_t qh;
-          std::memcpy(&qh, row + 2, 4);
-          v = nibbles32_512(row + 6);
-          v = _mm256_mask_add_epi8(v, static_cast<__mmask32>(qh), v, _mm256_set1_epi8(16));
-        }
-        _mm256_storeu_si256(reinterpret_cast<__m256i*>(u + 32 * b), v);
-        const float d = _cvtsh_ss(*reinterpret_cast<const uint16_t*>(row));
-        a[b] = d;
-        c[b] = z * d;
-      }
-      return true;
-    }
+    case GgmlType::IQ4_NL: unpack_b32<GgmlType::IQ4_NL>(row, n, u, a, c); return true;
+    case GgmlType::Q8_0: unpack_b32<GgmlType::Q8_0>(row, n, u, a, c); return true;
+    case GgmlType::Q5_0: unpack_b32<GgmlType::Q5_0>(row, n, u, a, c); return true;
+    case GgmlType::Q4_0: unpack_b32<GgmlType::Q4_0>(row, n, u, a, c); return true;
     case GgmlType::Q4_K: case GgmlType::Q5_K: {
       const bool five = t == GgmlType::Q5_K;
       const size_t bs = five ? sizeof(block_q5_K) : sizeof(block_q4_K);
