@@ -159,9 +159,10 @@ void attention_block(const Model& m, int layer, const Batch& b, KvCache& kv, Wor
   a.out_stride = q_dim;
   a.pos = b.pos;
   a.block_table = b.block_table;
-  a.k_cache = kv.k_block(layer, 0);
-  a.v_cache = kv.v_block(layer, 0);
-  a.block_elems = kv.block_elems();
+  a.k_cache = kv.k_layer(layer);
+  a.v_cache = kv.v_layer(layer);
+  a.block_elems = kv.head_block_elems();
+  a.head_stride = kv.head_stride();
   ops::attention(a, pool);
   ws.prof.mark(Stage::Attention);
 

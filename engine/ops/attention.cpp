@@ -26,8 +26,9 @@ void attend_rows_generic(const AttentionArgs& a, const AttnRows& rows) {
     const int n_keys = std::min(rows.last[r] + 1, rows.key_end);
     for (int j0 = rows.key_begin; j0 < n_keys; j0 += B) {
       const int blk = rows.blocks[j0 / B];
-      const uint16_t* kb = a.k_cache + blk * a.block_elems + static_cast<size_t>(rows.kv_head) * hd * B;
-      const uint16_t* vb = a.v_cache + blk * a.block_elems + static_cast<size_t>(rows.kv_head) * B * hd;
+      const size_t off = static_cast<size_t>(rows.kv_head) * a.head_stride + blk * a.block_elems;
+      const uint16_t* kb = a.k_cache + off;  // [hd][B]
+      const uint16_t* vb = a.v_cache + off;  // [B][hd]
       const int nb = std::min(B, n_keys - j0);
       float bm = -INFINITY;
       for (int j = 0; j < nb; ++j) {

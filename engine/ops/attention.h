@@ -18,9 +18,10 @@ struct AttentionArgs {
   int64_t out_stride = 0;
   const int32_t* pos = nullptr;             // [n_tokens] a token sees keys at positions [0, pos]
   const int32_t* const* block_table = nullptr;  // [n_tokens] block ids of the token's sequence
-  const uint16_t* k_cache = nullptr;        // this layer's K blocks: block b at b * block_elems
-  const uint16_t* v_cache = nullptr;        // this layer's V blocks
-  size_t block_elems = 0;                   // halves per block (all KV heads)
+  const uint16_t* k_cache = nullptr;        // this layer's K: head h, block b at h * head_stride + b * block_elems
+  const uint16_t* v_cache = nullptr;        // this layer's V, same addressing
+  size_t block_elems = 0;                   // halves of one head's block
+  size_t head_stride = 0;                   // halves between KV heads
 };
 
 // Query head h uses KV head h / (n_head / n_head_kv). Threads split over (tokens, KV heads), and

@@ -15,6 +15,7 @@ namespace tessera::ops::detail {
 namespace {
 
 constexpr int B = engine::kKvBlock;  // keys per block (a multiple of 16)
+constexpr int kPrefetchBlocks = 2;
 
 using simd::exp512;
 using simd::load_half16;
@@ -138,14 +139,28 @@ void attend(const AttentionArgs& a, const AttnRows& rows) {
     last_max = std::max(last_max, rows.last[r]);
   }
   const int n_keys = std::min(last_max + 1, rows.key_end);
-  const size_t k_head = static_cast<size_t>(rows.kv_head) * hd * B;
-  const size_t v_head = static_cast<size_t>(rows.kv_head) * B * hd;
+  const uint16_t* k_head = a.k_cache + static_cast<size_t>(rows.kv_head) * a.head_stride;
+  const uint16_t* v_head = a.v_cache + static_cast<size_t>(rows.kv_head) * a.head_stride;
+  // Prefetch kPrefetchBlocks ahead so DRAM streams while blocks compute (long contexts).
+  const size_t blk_bytes = a.block_elems * sizeof(uint16_t);
+  auto prefetch_block = [&](int block_index) {
+    const size_t off = static_cast<size_t>(rows.blocks[block_index]) * a.block_elems;
+    const char* nk = reinterpret_cast<const char*>(k_head + off);
+    const char* nv = reinterpret_cast<const char*>(v_head + off);
+    for (size_t o = 0; o < blk_bytes; o += 64) {
+      _mm_prefetch(nk + o, _MM_HINT_T0);
+      _mm_prefetch(nv + o, _MM_HINT_T0);
+    }
+  };
+  const int last_block = (n_keys - 1) / B;
+  for (int i = 1; i < kPrefetchBlocks && rows.key_begin / B + i <= last_block; ++i) prefetch_block(rows.key_begin / B + i);
   for (int j0 = rows.key_begin; j0 < n_keys; j0 += B) {
     const size_t blk = static_cast<size_t>(rows.blocks[j0 / B]) * a.block_elems;
     const int nb = std::min(B, n_keys - j0);
+    if (j0 / B + kPrefetchBlocks <= last_block) prefetch_block(j0 / B + kPrefetchBlocks);
     // rows in groups of up to 8 while the block is hot in L1
     for (int r0 = 0; r0 < R; r0 += 8)
-      kSteps[std::min(8, R - r0)](st, r0, a.k_cache + blk + k_head, a.v_cache + blk + v_head, j0, nb, hd);
+      kSteps[std::min(8, R - r0)](st, r0, k_head + blk, v_head + blk, j0, nb, hd);
   }
   for (int r = 0; r < R; ++r) {
     if (rows.part_ml) {  // split-K: unnormalised output, max and sum for the merge

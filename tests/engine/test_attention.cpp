@@ -58,9 +58,9 @@ TEST_P(AttentionTest, MatchesFloat64) {
   a.out_stride = q_dim;
   a.pos = pos.data();
   a.block_table = tables.data();
-  a.k_cache = kv.k_block(0, 0);
-  a.v_cache = kv.v_block(0, 0);
-  a.block_elems = kv.block_elems();
+  a.k_cache = kv.k_layer(0);
+  a.v_cache = kv.v_layer(0);
+  a.block_elems = kv.head_block_elems(); a.head_stride = kv.head_stride();
   ThreadPool pool(2);
   ops::attention(a, pool);
   // more threads than KV heads: a single token's keys are split into ranges and merged
