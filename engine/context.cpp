@@ -60,6 +60,18 @@ void Context::truncate(int seq, int n_keep) {
     s.blocks.pop_back();
   }
   s.n_past = n_keep;
+  s.tokens.resize(static_cast<size_t>(n_keep));
+}
+
+std::span<const int32_t> Context::tokens(int seq) const { return sequence(seq).tokens; }
+
+int Context::reuse_prefix(int seq, std::span<const int32_t> prompt) {
+  const SequenceKv& s = sequence(seq);
+  const size_t limit = std::min(s.tokens.size(), prompt.empty() ? size_t{0} : prompt.size() - 1);
+  size_t n = 0;
+  while (n < limit && s.tokens[n] == prompt[n]) ++n;
+  truncate(seq, static_cast<int>(n));
+  return static_cast<int>(n);
 }
 
 std::span<const float> Context::eval(std::span<const int32_t> tokens, bool all_logits, int seq) {
@@ -130,7 +142,12 @@ std::span<const float> Context::eval_batch(std::span<const SeqInput> inputs) {
       }
     }
     forward(*model_, b, kv_, ws, pool_);
-    for (int64_t i = 0; i < m; ++i) seqs_[static_cast<size_t>(flat_[static_cast<size_t>(start + i)].seq)].n_past += 1;
+    for (int64_t i = 0; i < m; ++i) {
+      const Flat& f = flat_[static_cast<size_t>(start + i)];
+      SequenceKv& sq = seqs_[static_cast<size_t>(f.seq)];
+      sq.n_past += 1;
+      sq.tokens.push_back(f.token);
+    }
   }
   return {logits_.data(), logits_.size()};
 }

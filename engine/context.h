@@ -50,6 +50,11 @@ class Context {   // sequences + their f16 KV cache (blocks) + scratch + thread 
   int n_past(int seq = 0) const;
   void clear(int seq = 0);             // frees the sequence's KV blocks
   void truncate(int seq, int n_keep);  // keeps the first n_keep positions (prefix reuse)
+  std::span<const int32_t> tokens(int seq = 0) const;  // ids at positions 0..n_past-1
+  // Prefix reuse: truncates the sequence to the longest common prefix of what it holds and
+  // `prompt` (at most prompt.size() - 1 tokens, so evaluating the rest still yields logits) and
+  // returns that length; evaluate prompt[returned:] next.
+  int reuse_prefix(int seq, std::span<const int32_t> prompt);
 
   const Model& model() const { return *model_; }
   std::shared_ptr<const Model> model_ptr() const { return model_; }

@@ -62,6 +62,7 @@ class KvCache {
 // A sequence's view of the cache: its blocks in position order and how many positions it holds.
 struct SequenceKv {
   std::vector<int32_t> blocks;
+  std::vector<int32_t> tokens;  // the ids at positions 0..n_past-1 (for prefix reuse)
   int n_past = 0;
 };
 

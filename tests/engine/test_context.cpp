@@ -124,6 +124,29 @@ TEST_P(ContextTest, TruncateAndClear) {
   EXPECT_LE(nmse(ref, fourth), 5e-4);
 }
 
+TEST_P(ContextTest, PrefixReuse) {
+  auto model = load(GetParam());
+  Context ctx(model, opts(512, 1, 256));
+  auto a = prompt(50, 1);
+  ctx.eval(a);
+  EXPECT_EQ(std::vector<int32_t>(ctx.tokens().begin(), ctx.tokens().end()), a);
+  // an edited prompt: same first 37 tokens, then different
+  auto b = a;
+  b.resize(60);
+  for (size_t i = 37; i < b.size(); ++i) b[i] = static_cast<int32_t>((i * 31 + 5) % 4000);
+  const int kept = ctx.reuse_prefix(0, b);
+  EXPECT_EQ(kept, 37);
+  EXPECT_EQ(ctx.n_past(), 37);
+  auto reused = ctx.eval(std::span(b).subspan(37));
+  const std::vector<float> got(reused.begin(), reused.end());
+  Context fresh(model, opts(512, 1, 256));
+  auto ref = fresh.eval(b);
+  EXPECT_LE(nmse(ref, got), 5e-4);
+  // the same prompt again keeps all but its last token
+  EXPECT_EQ(ctx.reuse_prefix(0, b), 59);
+  EXPECT_EQ(ctx.reuse_prefix(0, std::vector<int32_t>{}), 0);
+}
+
 TEST_P(ContextTest, SequencesAreIndependent) {
   auto model = load(GetParam());
   const auto a = prompt(20, 3), b = prompt(33, 4);
