@@ -41,11 +41,16 @@ struct RowState {
 // One key block for G <= 8 rows starting at row r0: scores, online-softmax update, V accumulation.
 // Both 16-key halves are scored together so each broadcast q value feeds two FMAs.
 template <int G>
-void block_step(RowState& st, int r0, const uint16_t* kb, const uint16_t* vb, int j0, int nb, int hd) {
+void block_step(RowState& st, int r0, const uint16_t* kb, const uint16_t* vb, int j0, int nb, int hd,
+                const char* pf_k, const char* pf_v) {
   __m512 s0[G], s1[G];
   for (int g = 0; g < G; ++g) s0[g] = s1[g] = _mm512_setzero_ps();
   if (nb > 16) {
     for (int d = 0; d < hd; ++d) {
+      if (pf_k) {  // one cache line of a later block's K and V per dimension: a steady DRAM stream
+        _mm_prefetch(pf_k + d * 64, _MM_HINT_T0);
+        _mm_prefetch(pf_v + d * 64, _MM_HINT_T0);
+      }
       const __m512 k0 = load_half16(kb + d * B), k1 = load_half16(kb + d * B + 16);
       for (int g = 0; g < G; ++g) {
         const __m512 qv = _mm512_set1_ps(st.q[r0 + g][d]);
@@ -117,7 +122,7 @@ void block_step(RowState& st, int r0, const uint16_t* kb, const uint16_t* vb, in
   }
 }
 
-using StepFn = void (*)(RowState&, int, const uint16_t*, const uint16_t*, int, int, int);
+using StepFn = void (*)(RowState&, int, const uint16_t*, const uint16_t*, int, int, int, const char*, const char*);
 constexpr StepFn kSteps[9] = {nullptr,         block_step<1>, block_step<2>, block_step<3>, block_step<4>,
                               block_step<5>, block_step<6>, block_step<7>, block_step<8>};
 
@@ -141,27 +146,27 @@ void attend(const AttentionArgs& a, const AttnRows& rows) {
   const int n_keys = std::min(last_max + 1, rows.key_end);
   const uint16_t* k_head = a.k_cache + static_cast<size_t>(rows.kv_head) * a.head_stride;
   const uint16_t* v_head = a.v_cache + static_cast<size_t>(rows.kv_head) * a.head_stride;
-  // Prefetch kPrefetchBlocks ahead so DRAM streams while blocks compute (long contexts).
-  const size_t blk_bytes = a.block_elems * sizeof(uint16_t);
-  auto prefetch_block = [&](int block_index) {
-    const size_t off = static_cast<size_t>(rows.blocks[block_index]) * a.block_elems;
-    const char* nk = reinterpret_cast<const char*>(k_head + off);
-    const char* nv = reinterpret_cast<const char*>(v_head + off);
-    for (size_t o = 0; o < blk_bytes; o += 64) {
-      _mm_prefetch(nk + o, _MM_HINT_T0);
-      _mm_prefetch(nv + o, _MM_HINT_T0);
-    }
-  };
+  // While a block computes, the first row group prefetches the block kPrefetchBlocks ahead, one
+  // cache line per dimension (a K or V block of one head is head_dim lines of 64 bytes).
   const int last_block = (n_keys - 1) / B;
-  for (int i = 1; i < kPrefetchBlocks && rows.key_begin / B + i <= last_block; ++i) prefetch_block(rows.key_begin / B + i);
+  const bool can_prefetch = a.block_elems * sizeof(uint16_t) == static_cast<size_t>(hd) * 64;
   for (int j0 = rows.key_begin; j0 < n_keys; j0 += B) {
     const size_t blk = static_cast<size_t>(rows.blocks[j0 / B]) * a.block_elems;
     const int nb = std::min(B, n_keys - j0);
-    if (j0 / B + kPrefetchBlocks <= last_block) prefetch_block(j0 / B + kPrefetchBlocks);
+    const char* pf_k = nullptr;
+    const char* pf_v = nullptr;
+    if (can_prefetch && j0 / B + kPrefetchBlocks <= last_block) {
+      const size_t off = static_cast<size_t>(rows.blocks[j0 / B + kPrefetchBlocks]) * a.block_elems;
+      pf_k = reinterpret_cast<const char*>(k_head + off);
+      pf_v = reinterpret_cast<const char*>(v_head + off);
+    }
     // rows in groups of up to 8 while the block is hot in L1
-    for (int r0 = 0; r0 < R; r0 += 8)
-      kSteps[std::min(8, R - r0)](st, r0, k_head + blk, v_head + blk, j0, nb, hd);
+    for (int r0 = 0; r0 < R; r0 += 8) {
+      kSteps[std::min(8, R - r0)](st, r0, k_head + blk, v_head + blk, j0, nb, hd, pf_k, pf_v);
+      pf_k = pf_v = nullptr;
+    }
   }
+
   for (int r = 0; r < R; ++r) {
     if (rows.part_ml) {  // split-K: unnormalised output, max and sum for the merge
       rows.part_ml[2 * r] = st.m[r];
