@@ -19,6 +19,165 @@ inline int32_t load_i32_avx2(const int8_t* p) {
   return v;
 }
 
+// ---- SIMD row unpack (types of real files) and the 8-row dword transpose into the tile ----
+
+inline __m256i nibbles32_256(const uint8_t* qs) {
+  const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
+  return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(q, 4), q), _mm256_set1_epi8(15));
+}
+
+// Codes, a and c of one row like unpack_row; false = type not handled here.
+inline bool unpack_row_simd256(GgmlType t, const uint8_t* row, int64_t n, uint8_t* u, float* a, float* c) {
+  switch (t) {
+    case GgmlType::IQ4_NL: case GgmlType::Q8_0: case GgmlType::Q4_0: case GgmlType::Q5_0: {
+      alignas(32) int8_t tb[32];
+      for (int i = 0; i < 32; ++i) tb[i] = static_cast<int8_t>(kIQ4NLValues[i % 16] + 128);
+      const __m256i table = _mm256_load_si256(reinterpret_cast<const __m256i*>(tb));
+      const size_t bs = type_traits(t).type_size;
+      const float z = t == GgmlType::Q4_0 ? 8.0f : t == GgmlType::Q5_0 ? 16.0f : 128.0f;
+      for (int64_t b = 0; b < n / 32; ++b, row += bs) {
+        __m256i v;
+        if (t == GgmlType::IQ4_NL) {
+          v = _mm256_shuffle_epi8(table, nibbles32_256(row + 2));
+        } else if (t == GgmlType::Q8_0) {
+          v = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + 2)), _mm256_set1_epi8(static_cast<char>(0x80)));
+        } else if (t == GgmlType::Q4_0) {
+          v = nibbles32_256(row + 2);
+        } else {
+          uint32_t qh;
+          std::memcpy(&qh, row + 2, 4);
+          // bit j of qh -> byte j: spread the 4 qh bytes, test one bit per byte
+          const __m256i spread = _mm256_shuffle_epi8(_mm256_set1_epi32(static_cast<int>(qh)),
+                                                     _mm256_setr_epi64x(0, 0x0101010101010101LL, 0x0202020202020202LL, 0x0303030303030303LL));
+          const __m256i bit = _mm256_set1_epi64x(static_cast<int64_t>(0x8040201008040201ULL));
+          const __m256i hb = _mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit);
+          v = _mm256_or_si256(nibbles32_256(row + 6), _mm256_and_si256(hb, _mm256_set1_epi8(16)));
+        }
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(u + 32 * b), v);
+        const float d = _cvtsh_ss(*reinterpret_cast<const uint16_t*>(row));
+        a[b] = d;
+        c[b] = z * d;
+      }
+      return true;
+    }
+    case GgmlType::Q4_K: case GgmlType::Q5_K: {
+      const bool five = t == GgmlType::Q5_K;
+      const size_t bs = five ? sizeof(block_q5_K) : sizeof(block_q4_K);
+      const __m256i m4 = _mm256_set1_epi8(15), one = _mm256_set1_epi8(1);
+      for (int64_t i = 0; i < n / 256; ++i, row += bs, u += 256, a += 8, c += 8) {
+        uint32_t sw[3];
+        std::memcpy(sw, row + 4, 12);
+        const uint64_t sc = static_cast<uint64_t>(sw[0] & 0x3f3f3f3f) |
+                            static_cast<uint64_t>((sw[2] & 0x0f0f0f0f) | ((sw[0] >> 6) & 0x03030303) << 4) << 32;
+        const uint64_t mn = static_cast<uint64_t>(sw[1] & 0x3f3f3f3f) |
+                            static_cast<uint64_t>(((sw[2] >> 4) & 0x0f0f0f0f) | ((sw[1] >> 6) & 0x03030303) << 4) << 32;
+        const float d = _cvtsh_ss(reinterpret_cast<const uint16_t*>(row)[0]);
+        const float dmin = _cvtsh_ss(reinterpret_cast<const uint16_t*>(row)[1]);
+        _mm256_storeu_ps(a, _mm256_mul_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(static_cast<int64_t>(sc))))));
+        _mm256_storeu_ps(c, _mm256_mul_ps(_mm256_set1_ps(dmin), _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(static_cast<int64_t>(mn))))));
+        const uint8_t* qs = row + (five ? 48 : 16);
+        const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + 16));
+        for (int ch = 0; ch < 4; ++ch) {
+          const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs + 32 * ch));
+          __m256i lo = _mm256_and_si256(q, m4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+          if (five) {
+            lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(_mm256_srl_epi16(qh, _mm_cvtsi32_si128(2 * ch)), one), 4));
+            hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srl_epi16(qh, _mm_cvtsi32_si128(2 * ch + 1)), one), 4));
+          }
+          _mm256_storeu_si256(reinterpret_cast<__m256i*>(u + 64 * ch), lo);
+          _mm256_storeu_si256(reinterpret_cast<__m256i*>(u + 64 * ch + 32), hi);
+        }
+      }
+      return true;
+    }
+    case GgmlType::Q6_K: {
+      const auto* b = reinterpret_cast<const block_q6_K*>(row);
+      const __m256i m4 = _mm256_set1_epi8(15), m3 = _mm256_set1_epi8(3);
+      for (int64_t i = 0; i < n / 256; ++i, ++b, u += 256, a += 16, c += 16) {
+        const __m256 d = _mm256_set1_ps(_cvtsh_ss(b->d));
+        for (int hh = 0; hh < 2; ++hh) {
+          const __m256 av = _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(b->scales + 8 * hh)))));
+          _mm256_storeu_ps(a + 8 * hh, av);
+          _mm256_storeu_ps(c + 8 * hh, _mm256_mul_ps(_mm256_set1_ps(32.0f), av));
+        }
+        for (int h = 0; h < 2; ++h) {
+          const __m256i l0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b->ql + 64 * h));
+          const __m256i l1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b->ql + 64 * h + 32));
+          const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b->qh + 32 * h));
+          uint8_t* o = u + 128 * h;
+          _mm256_storeu_si256(reinterpret_cast<__m256i*>(o), _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_slli_epi16(_mm256_and_si256(qh, m3), 4)));
+          _mm256_storeu_si256(reinterpret_cast<__m256i*>(o + 32), _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), m3), 4)));
+          _mm256_storeu_si256(reinterpret_cast<__m256i*>(o + 64), _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), m3), 4)));
+          _mm256_storeu_si256(reinterpret_cast<__m256i*>(o + 96), _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), m3), 4)));
+        }
+      }
+      return true;
+    }
+    default: return false;
+  }
+}
+
+// 8 rows x 8 dwords -> 8 registers of one dword index across the rows.
+inline void transpose8x8(__m256i r[8]) {
+  __m256i t[8], v[8];
+  for (int i = 0; i < 4; ++i) {
+    t[2 * i] = _mm256_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm256_unpackhi_epi32(r[2 * i], r[2 * i + 1]);
+  }
+  for (int i = 0; i < 2; ++i) {  // rows 4i..4i+3: v[4i + m] = element m of each 128-bit lane
+    v[4 * i + 0] = _mm256_unpacklo_epi64(t[4 * i], t[4 * i + 2]);
+    v[4 * i + 1] = _mm256_unpackhi_epi64(t[4 * i], t[4 * i + 2]);
+    v[4 * i + 2] = _mm256_unpacklo_epi64(t[4 * i + 1], t[4 * i + 3]);
+    v[4 * i + 3] = _mm256_unpackhi_epi64(t[4 * i + 1], t[4 * i + 3]);
+  }
+  for (int m = 0; m < 4; ++m) {
+    r[m] = _mm256_permute2x128_si256(v[m], v[4 + m], 0x20);      // dword m of lane 0
+    r[4 + m] = _mm256_permute2x128_si256(v[m], v[4 + m], 0x31);  // dword m of lane 1
+  }
+}
+
+// The 8-row tile (layout as unpack_tile in unpack.h): rows decoded (SIMD where it exists), transposed.
+void unpack_tile8(GgmlType t, const uint8_t* w, size_t row_bytes, int64_t r0, int nrows, int64_t n, uint8_t* q,
+                  float* a, float* c, uint8_t* rows, float* ra, float* rc) {
+  const int64_t n_sub = n / unpack_sub(t);
+  const int64_t stride = n + 64;  // not a multiple of 4 KiB
+  for (int i = 0; i < R8; ++i) {
+    uint8_t* u = rows + i * stride;
+    float* ai = ra + i * n_sub;
+    float* ci = rc + i * n_sub;
+    if (i < nrows) {
+      const uint8_t* src = w + static_cast<size_t>(r0 + i) * row_bytes;
+      if (!unpack_row_simd256(t, src, n, u, ai, ci)) unpack_row(t, src, n, u, ai, ci);
+    } else {
+      std::memset(u, 0, static_cast<size_t>(n));
+      for (int64_t s = 0; s < n_sub; ++s) ai[s] = ci[s] = 0.0f;
+    }
+  }
+  for (int64_t cb = 0; cb < n / 32; ++cb) {
+    __m256i r[8];
+    for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(rows + i * stride + 32 * cb));
+    transpose8x8(r);
+    for (int k = 0; k < 8; ++k) _mm256_store_si256(reinterpret_cast<__m256i*>(q + (8 * cb + k) * 32), r[k]);
+  }
+  int64_t s0 = 0;
+  for (; s0 + 8 <= n_sub; s0 += 8) {
+    for (int which = 0; which < 2; ++which) {
+      const float* src = which ? rc : ra;
+      float* dst = which ? c : a;
+      __m256i r[8];
+      for (int i = 0; i < 8; ++i) r[i] = _mm256_castps_si256(_mm256_loadu_ps(src + i * n_sub + s0));
+      transpose8x8(r);
+      for (int k = 0; k < 8; ++k) _mm256_store_si256(reinterpret_cast<__m256i*>(dst + (s0 + k) * R8), r[k]);
+    }
+  }
+  for (int64_t s = s0; s < n_sub; ++s)
+#pragma clang loop vectorize(disable)
+    for (int i = 0; i < R8; ++i) {
+      a[s * R8 + i] = ra[i * n_sub + s];
+      c[s * R8 + i] = rc[i * n_sub + s];
+    }
+}
+
 template <int T, int SUB>
 void tile_block_avx2(const uint8_t* q, const float* ta, const float* tc, int64_t n_sub, const int8_t* const* xq,
                      const float* dx, const float* dxs, float* y, int64_t y_stride, int nrows) {
@@ -79,9 +238,10 @@ void gemm_q8_tiles_256(const MatmulArgs& args) {
   uint8_t* q = cpu_kernel_scratch(0, static_cast<size_t>(n) * R8 + 2 * sizeof(float) * n_sub * R8);
   float* ta = reinterpret_cast<float*>(q + n * R8);
   float* tc = ta + n_sub * R8;
-  uint8_t* tmp = cpu_kernel_scratch(1, static_cast<size_t>(n) + 2 * sizeof(float) * n_sub + 64);
-  float* tmpa = reinterpret_cast<float*>(tmp + (n + 63) / 64 * 64);
-  float* tmpc = tmpa + n_sub;
+  // 8 decoded rows before the transpose: u [8][n + 64], a, c [8][n_sub]
+  uint8_t* rows = cpu_kernel_scratch(1, static_cast<size_t>(n + 64) * R8 + 2 * sizeof(float) * n_sub * R8 + 64);
+  float* ra = reinterpret_cast<float*>(rows + ((n + 64) * R8 + 63) / 64 * 64);
+  float* rc = ra + n_sub * R8;
   float* dx = reinterpret_cast<float*>(cpu_kernel_scratch(2, sizeof(float) * 2 * n_sub * n_tok));
   float* dxs = dx + n_sub * n_tok;
   for (int64_t t = 0; t < n_tok; ++t) {
@@ -96,7 +256,7 @@ void gemm_q8_tiles_256(const MatmulArgs& args) {
   }
   for (int64_t r0 = args.row_begin; r0 < args.row_end; r0 += R8) {
     const int nrows = static_cast<int>(args.row_end - r0 < R8 ? args.row_end - r0 : R8);
-    unpack_tile<R8>(w.type, w.data, w.row_bytes, r0, nrows, n, q, ta, tc, tmp, tmpa, tmpc);
+    unpack_tile8(w.type, w.data, w.row_bytes, r0, nrows, n, q, ta, tc, rows, ra, rc);
     for (int64_t t0 = 0; t0 < n_tok; t0 += T4) {
       const int nt = static_cast<int>(n_tok - t0 < T4 ? n_tok - t0 : T4);
       const int8_t* xq[T4];
