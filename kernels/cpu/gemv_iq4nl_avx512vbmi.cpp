@@ -1,7 +1,7 @@
 // AVX-512 VBMI few-token kernels for IQ4_NL and Q4_0 (18-byte blocks of 32 nibbles): one two-register
-// byte permute (vpermt2b) gathers the 64 quant bytes of 4 blocks, so 4 blocks decode with 5 vector
-// ops, and the lane sums of 8 blocks reduce to 8 block sums in 4 ops. Codes u = value + z (z = 128 for
-// IQ4_NL, 8 for Q4_0); per block sum(u*q) - z*sum(q), scaled by the gathered block scales.
+// byte permute (vpermt2b) gathers the 64 quant bytes of 4 blocks and a vpermb their scales, so 4 blocks
+// decode with a handful of vector ops; the lane sums of 8 blocks reduce to 8 block sums in 4 ops.
+// Codes u = value + z (z = 128 for IQ4_NL, 8 for Q4_0); per block sum(u*q) - z*sum(q), times the scales.
 #include <immintrin.h>
 
 #include <type_traits>
@@ -36,7 +36,8 @@ void gemv_nl(const MatmulArgs& args, int64_t t0) {
   const __m512i table = _mm512_load_si512(tb), gather_qs = _mm512_load_si512(gidx), m4 = _mm512_set1_epi8(15);
   // after the reduction block k sits in dword 4k (blocks 0-3) and 4k+1 (blocks 4-7)
   const __m512i to_blocks = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 0, 0, 0, 0, 0, 0, 0, 0);
-  const __m256i scale_offs = _mm256_setr_epi32(0, 18, 36, 54, 72, 90, 108, 126);
+  // bytes of the 4 block scales within a 72-byte group (f16 at 0, 18, 36, 54)
+  const __m512i gather_d = _mm512_castsi128_si512(_mm_setr_epi8(0, 1, 18, 19, 36, 37, 54, 55, 0, 0, 0, 0, 0, 0, 0, 0));
   for (int64_t r = args.row_begin; r < args.row_end; ++r) {
     const uint8_t* row = w.data + static_cast<size_t>(r) * w.row_bytes;
     __m256 acc[NT];
@@ -44,11 +45,12 @@ void gemv_nl(const MatmulArgs& args, int64_t t0) {
     int64_t b = 0;
     for (; b + 8 <= nb; b += 8) {
       const uint8_t* g = row + b * kBlock;
-      __m512i ulo[2], uhi[2];
+      __m512i ulo[2], uhi[2], dh[2];
       for (int h = 0; h < 2; ++h) {  // blocks 4h..4h+3: 72 bytes
         const uint8_t* p = g + 4 * kBlock * h;
-        const __m512i q = _mm512_permutex2var_epi8(_mm512_loadu_si512(p), gather_qs,
-                                                   _mm512_maskz_loadu_epi8(0xff, p + 64));
+        const __m512i z0 = _mm512_loadu_si512(p);
+        const __m512i q = _mm512_permutex2var_epi8(z0, gather_qs, _mm512_maskz_loadu_epi8(0xff, p + 64));
+        dh[h] = _mm512_permutexvar_epi8(gather_d, z0);  // the 4 f16 scales in the low 8 bytes
         ulo[h] = _mm512_and_si512(q, m4);
         uhi[h] = _mm512_and_si512(_mm512_srli_epi16(q, 4), m4);
         if constexpr (T == GgmlType::IQ4_NL) {
@@ -56,8 +58,7 @@ void gemv_nl(const MatmulArgs& args, int64_t t0) {
           uhi[h] = _mm512_shuffle_epi8(table, uhi[h]);
         }
       }
-      const __m256i raw = _mm256_i32gather_epi32(reinterpret_cast<const int*>(g), scale_offs, 1);
-      const __m256 wscale = _mm256_cvtph_ps(_mm256_cvtepi32_epi16(raw));
+      const __m256 wscale = _mm256_cvtph_ps(_mm_unpacklo_epi64(_mm512_castsi512_si128(dh[0]), _mm512_castsi512_si128(dh[1])));
       for (int t = 0; t < NT; ++t) {
         const int8_t* xq = x.qs + (t0 + t) * n + 32 * b;
         __m512i dp[2];
