@@ -124,6 +124,7 @@ int cmd_run(int argc, char** argv) {
     return true;
   });
   if (echo) std::printf("\n");
+  std::fflush(stdout);
   const int n_gen_timed = std::max(0, result.n_generated - 1);  // the first token comes from the prompt's logits
   std::fprintf(stderr,
                "tessera: prompt: %d tokens in %.1f ms (%.2f tok/s); generation: %d tokens in %.1f ms (%.2f tok/s); "
@@ -131,12 +132,6 @@ int cmd_run(int argc, char** argv) {
                result.n_prompt, result.prompt_ms, result.n_prompt * 1000.0 / std::max(result.prompt_ms, 1e-9),
                n_gen_timed, result.gen_ms, n_gen_timed * 1000.0 / std::max(result.gen_ms, 1e-9),
                engine::finish_reason_name(result.finish));
-  // With other processes on the cores the wall time overstates ours; CPU time / threads is the
-  // speed an unshared machine would show if the threads scale (an estimate, not a measurement).
-  const double thr = ctx.pool().size();
-  std::fprintf(stderr, "tessera: cpu time: prompt %.1f ms (%.2f tok/s at %d threads), generation %.1f ms (%.2f tok/s)\n",
-               result.prompt_cpu_ms, result.n_prompt * 1000.0 * thr / std::max(result.prompt_cpu_ms, 1e-9),
-               static_cast<int>(thr), result.gen_cpu_ms, n_gen_timed * 1000.0 * thr / std::max(result.gen_cpu_ms, 1e-9));
   return 0;
 }
 
