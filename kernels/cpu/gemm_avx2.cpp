@@ -2,6 +2,8 @@
 // F32 / F16 / BF16 kernels with 256-bit FMA.
 #include "kernels/cpu/cpu_kernels.h"
 #include "kernels/cpu/gemm_avx2_body.h"
+#include "kernels/cpu/gemm_driver.h"
+#include "kernels/cpu/simd256.h"
 
 namespace tessera::ops {
 namespace {
@@ -30,15 +32,14 @@ inline float load1(const void* p, int64_t i) {
   }
 }
 
-inline float hsum(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
+// RR rows x T tokens of y: the block kernel of gemm_float_rows.
+struct FloatBlock256 {
+  template <GgmlType W, int RR, int T>
+  static void block(const uint8_t* const* wr, const void* const* xr, int64_t n, float* y, int64_t y_stride);
+};
 
 template <GgmlType W, int RR, int T>
-void float_block(const uint8_t* const* wr, const void* const* xr, int64_t n, float* y, int64_t y_stride) {
+void FloatBlock256::block(const uint8_t* const* wr, const void* const* xr, int64_t n, float* y, int64_t y_stride) {
   __m256 acc[RR][T];
   for (int r = 0; r < RR; ++r)
     for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps();
@@ -53,38 +54,10 @@ void float_block(const uint8_t* const* wr, const void* const* xr, int64_t n, flo
   }
   for (int r = 0; r < RR; ++r) {
     for (int t = 0; t < T; ++t) {
-      float s = hsum(acc[r][t]);
+      float s = hsum256(acc[r][t]);
       for (int64_t j = i; j < n; ++j) s += load1<W>(wr[r], j) * load1<W>(xr[t], j);
       y[t * y_stride + r] = s;
     }
-  }
-}
-
-template <GgmlType W>
-void gemm_float(const MatmulArgs& args) {
-  const WeightView& w = *args.w;
-  const PreparedActs& x = *args.x;
-  const int64_t n = w.n_in;
-  constexpr int RR = 4, T = 2;
-  for (int64_t r0 = args.row_begin; r0 < args.row_end;) {
-    const int nr = args.row_end - r0 >= RR ? RR : 1;
-    const uint8_t* wr[RR];
-    for (int r = 0; r < nr; ++r) wr[r] = w.data + static_cast<size_t>(r0 + r) * w.row_bytes;
-    for (int64_t t0 = 0; t0 < x.n_tokens;) {
-      const int nt = x.n_tokens - t0 >= T ? T : 1;
-      const void* xr[T];
-      for (int t = 0; t < nt; ++t) {
-        if constexpr (W == GgmlType::F32) xr[t] = x.f32 + (t0 + t) * x.f32_stride;
-        else xr[t] = x.h16 + (t0 + t) * n;
-      }
-      float* y = args.y + t0 * args.y_stride + r0;
-      if (nr == RR && nt == T) float_block<W, RR, T>(wr, xr, n, y, args.y_stride);
-      else if (nr == RR) float_block<W, RR, 1>(wr, xr, n, y, args.y_stride);
-      else if (nt == T) float_block<W, 1, T>(wr, xr, n, y, args.y_stride);
-      else float_block<W, 1, 1>(wr, xr, n, y, args.y_stride);
-      t0 += nt;
-    }
-    r0 += nr;
   }
 }
 
@@ -96,11 +69,7 @@ void gemm_q8_tiles_avx2(const MatmulArgs& a) {
 }
 
 void gemm_float_avx2(const MatmulArgs& a) {
-  switch (a.w->type) {
-    case GgmlType::F32: gemm_float<GgmlType::F32>(a); break;
-    case GgmlType::F16: gemm_float<GgmlType::F16>(a); break;
-    default: gemm_float<GgmlType::BF16>(a); break;
-  }
+  gemm_float_by_type<2, FloatBlock256>(a);
 }
 
 }  // namespace tessera::ops

@@ -4,7 +4,8 @@
 #pragma once
 #include <immintrin.h>
 
-#include "kernels/cpu/scratch.h"
+#include "kernels/cpu/gemm_driver.h"
+#include "kernels/cpu/simd256.h"
 #include "kernels/cpu/unpack.h"
 
 namespace tessera::ops {
@@ -21,11 +22,6 @@ inline int32_t load_i32_avx2(const int8_t* p) {
 
 // ---- SIMD row unpack (types of real files) and the 8-row dword transpose into the tile ----
 
-inline __m256i nibbles32_256(const uint8_t* qs) {
-  const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
-  return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(q, 4), q), _mm256_set1_epi8(15));
-}
-
 // Codes, a and c of one row like unpack_row; false = type not handled here.
 inline bool unpack_row_simd256(GgmlType t, const uint8_t* row, int64_t n, uint8_t* u, float* a, float* c) {
   switch (t) {
@@ -38,11 +34,11 @@ inline bool unpack_row_simd256(GgmlType t, const uint8_t* row, int64_t n, uint8_
       for (int64_t b = 0; b < n / 32; ++b, row += bs) {
         __m256i v;
         if (t == GgmlType::IQ4_NL) {
-          v = _mm256_shuffle_epi8(table, nibbles32_256(row + 2));
+          v = _mm256_shuffle_epi8(table, nibbles32(row + 2));
         } else if (t == GgmlType::Q8_0) {
           v = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + 2)), _mm256_set1_epi8(static_cast<char>(0x80)));
         } else if (t == GgmlType::Q4_0) {
-          v = nibbles32_256(row + 2);
+          v = nibbles32(row + 2);
         } else {
           uint32_t qh;
           std::memcpy(&qh, row + 2, 4);
@@ -51,7 +47,7 @@ inline bool unpack_row_simd256(GgmlType t, const uint8_t* row, int64_t n, uint8_
                                                      _mm256_setr_epi64x(0, 0x0101010101010101LL, 0x0202020202020202LL, 0x0303030303030303LL));
           const __m256i bit = _mm256_set1_epi64x(static_cast<int64_t>(0x8040201008040201ULL));
           const __m256i hb = _mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit);
-          v = _mm256_or_si256(nibbles32_256(row + 6), _mm256_and_si256(hb, _mm256_set1_epi8(16)));
+          v = _mm256_or_si256(nibbles32(row + 6), _mm256_and_si256(hb, _mm256_set1_epi8(16)));
         }
         _mm256_storeu_si256(reinterpret_cast<__m256i*>(u + 32 * b), v);
         const float d = _cvtsh_ss(*reinterpret_cast<const uint16_t*>(row));
@@ -235,25 +231,7 @@ void gemm_q8_tiles_256(const MatmulArgs& args) {
   const WeightView& w = *args.w;
   const PreparedActs& x = *args.x;
   const int64_t n = w.n_in, n_sub = n / SUB, n_tok = x.n_tokens;
-  uint8_t* q = cpu_kernel_scratch(0, static_cast<size_t>(n) * R8 + 2 * sizeof(float) * n_sub * R8);
-  float* ta = reinterpret_cast<float*>(q + n * R8);
-  float* tc = ta + n_sub * R8;
-  // 8 decoded rows before the transpose: u [8][n + 64], a, c [8][n_sub]
-  uint8_t* rows = cpu_kernel_scratch(1, static_cast<size_t>(n + 64) * R8 + 2 * sizeof(float) * n_sub * R8 + 64);
-  float* ra = reinterpret_cast<float*>(rows + ((n + 64) * R8 + 63) / 64 * 64);
-  float* rc = ra + n_sub * R8;
-  float* dx = reinterpret_cast<float*>(cpu_kernel_scratch(2, sizeof(float) * 2 * n_sub * n_tok));
-  float* dxs = dx + n_sub * n_tok;
-  for (int64_t t = 0; t < n_tok; ++t) {
-    for (int64_t s = 0; s < n_sub; ++s) {
-      const int64_t i0 = s * SUB;
-      const float d = x.d[t * (n / 32) + i0 / 32];
-      const int32_t* s16 = x.s + t * (n / 16) + i0 / 16;
-      const int32_t sum = SUB == 32 ? s16[0] + s16[1] : s16[0];
-      dx[t * n_sub + s] = d;
-      dxs[t * n_sub + s] = d * static_cast<float>(sum);
-    }
-  }
+  const auto [q, ta, tc, rows, ra, rc, dx, dxs] = tile_scratch<R8, SUB>(x, n);
   for (int64_t r0 = args.row_begin; r0 < args.row_end; r0 += R8) {
     const int nrows = static_cast<int>(args.row_end - r0 < R8 ? args.row_end - r0 : R8);
     unpack_tile8(w.type, w.data, w.row_bytes, r0, nrows, n, q, ta, tc, rows, ra, rc);

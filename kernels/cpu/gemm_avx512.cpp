@@ -7,7 +7,8 @@
 #include <immintrin.h>
 
 #include "kernels/cpu/cpu_kernels.h"
-#include "kernels/cpu/scratch.h"
+#include "kernels/cpu/gemm_driver.h"
+#include "kernels/cpu/simd256.h"
 #include "kernels/cpu/unpack.h"
 
 namespace tessera::ops {
@@ -50,11 +51,6 @@ void tile_block(const uint8_t* q, const float* ta, const float* tc, int64_t n_su
 
 // ---- SIMD row unpack (hot types) and the 16-row dword transpose into the tile ----
 
-inline __m256i nibbles32_512(const uint8_t* qs) {
-  const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
-  return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(q, 4), q), _mm256_set1_epi8(15));
-}
-
 // 32-value blocks with an f16 scale first (Q4_0, Q5_0, Q8_0, IQ4_NL): codes per block, the scales of
 // 8 blocks at a time with one gather.
 template <GgmlType T>
@@ -70,15 +66,15 @@ void unpack_b32(const uint8_t* row, int64_t n, uint8_t* u, float* a, float* c) {
     const uint8_t* blk = row + b * bs;
     __m256i v;
     if constexpr (T == GgmlType::IQ4_NL) {
-      v = _mm256_shuffle_epi8(table, nibbles32_512(blk + 2));
+      v = _mm256_shuffle_epi8(table, nibbles32(blk + 2));
     } else if constexpr (T == GgmlType::Q8_0) {
       v = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 2)), _mm256_set1_epi8(static_cast<char>(0x80)));
     } else if constexpr (T == GgmlType::Q4_0) {
-      v = nibbles32_512(blk + 2);
+      v = nibbles32(blk + 2);
     } else {
       uint32_t qh;
       std::memcpy(&qh, blk + 2, 4);
-      v = nibbles32_512(blk + 6);
+      v = nibbles32(blk + 6);
       v = _mm256_mask_add_epi8(v, static_cast<__mmask32>(qh), v, _mm256_set1_epi8(16));
     }
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(u + 32 * b), v);
@@ -250,27 +246,7 @@ void gemm_q8_tiles(const MatmulArgs& args) {
   const WeightView& w = *args.w;
   const PreparedActs& x = *args.x;
   const int64_t n = w.n_in, n_sub = n / SUB, n_tok = x.n_tokens;
-  // tile: q [n/4][16][4], a, c [n_sub][16]; tmp row: u [n], a, c [n_sub]
-  uint8_t* q = cpu_kernel_scratch(0, static_cast<size_t>(n) * R + 2 * sizeof(float) * n_sub * R);
-  float* ta = reinterpret_cast<float*>(q + n * R);
-  float* tc = ta + n_sub * R;
-  // 16 decoded rows before the transpose: u [16][n + 64], a, c [16][n_sub]
-  uint8_t* rows = cpu_kernel_scratch(1, static_cast<size_t>(n + 64) * R + 2 * sizeof(float) * n_sub * R + 64);
-  float* ra = reinterpret_cast<float*>(rows + ((n + 64) * R + 63) / 64 * 64);
-  float* rc = ra + n_sub * R;
-  // per token and sub-block: dx and dx * sum(q)
-  float* dx = reinterpret_cast<float*>(cpu_kernel_scratch(2, sizeof(float) * 2 * n_sub * n_tok));
-  float* dxs = dx + n_sub * n_tok;
-  for (int64_t t = 0; t < n_tok; ++t) {
-    for (int64_t s = 0; s < n_sub; ++s) {
-      const int64_t i0 = s * SUB;
-      const float d = x.d[t * (n / 32) + i0 / 32];
-      const int32_t* s16 = x.s + t * (n / 16) + i0 / 16;
-      const int32_t sum = SUB == 32 ? s16[0] + s16[1] : s16[0];
-      dx[t * n_sub + s] = d;
-      dxs[t * n_sub + s] = d * static_cast<float>(sum);
-    }
-  }
+  const auto [q, ta, tc, rows, ra, rc, dx, dxs] = tile_scratch<R, SUB>(x, n);
   for (int64_t r = args.row_begin; r < args.row_begin + 2 && r < args.row_end; ++r)  // the first two rows
     for (size_t off = 0; off < w.row_bytes; off += 64)
       _mm_prefetch(reinterpret_cast<const char*>(w.data + static_cast<size_t>(r) * w.row_bytes + off), _MM_HINT_T0);
@@ -320,8 +296,14 @@ inline __m512 load16(const void* p, int64_t i, __mmask16 m) {
   }
 }
 
+// RR rows x T tokens of y: the block kernel of gemm_float_rows.
+struct FloatBlock512 {
+  template <GgmlType W, int RR, int T>
+  static void block(const uint8_t* const* wr, const void* const* xr, int64_t n, float* y, int64_t y_stride);
+};
+
 template <GgmlType W, int RR, int T>
-void float_block(const uint8_t* const* wr, const void* const* xr, int64_t n, float* y, int64_t y_stride) {
+void FloatBlock512::block(const uint8_t* const* wr, const void* const* xr, int64_t n, float* y, int64_t y_stride) {
   __m512 acc[RR][T];
   for (int r = 0; r < RR; ++r)
     for (int t = 0; t < T; ++t) acc[r][t] = _mm512_setzero_ps();
@@ -338,34 +320,6 @@ void float_block(const uint8_t* const* wr, const void* const* xr, int64_t n, flo
     for (int t = 0; t < T; ++t) y[t * y_stride + r] = _mm512_reduce_add_ps(acc[r][t]);
 }
 
-template <GgmlType W>
-void gemm_float(const MatmulArgs& args) {
-  const WeightView& w = *args.w;
-  const PreparedActs& x = *args.x;
-  const int64_t n = w.n_in;
-  constexpr int RR = 4, T = 4;
-  for (int64_t r0 = args.row_begin; r0 < args.row_end;) {
-    const int nr = args.row_end - r0 >= RR ? RR : 1;
-    const uint8_t* wr[RR];
-    for (int r = 0; r < nr; ++r) wr[r] = w.data + static_cast<size_t>(r0 + r) * w.row_bytes;
-    for (int64_t t0 = 0; t0 < x.n_tokens;) {
-      const int nt = x.n_tokens - t0 >= T ? T : 1;
-      const void* xr[T];
-      for (int t = 0; t < nt; ++t) {
-        if constexpr (W == GgmlType::F32) xr[t] = x.f32 + (t0 + t) * x.f32_stride;
-        else xr[t] = x.h16 + (t0 + t) * n;
-      }
-      float* y = args.y + t0 * args.y_stride + r0;
-      if (nr == RR && nt == T) float_block<W, RR, T>(wr, xr, n, y, args.y_stride);
-      else if (nr == RR) float_block<W, RR, 1>(wr, xr, n, y, args.y_stride);
-      else if (nt == T) float_block<W, 1, T>(wr, xr, n, y, args.y_stride);
-      else float_block<W, 1, 1>(wr, xr, n, y, args.y_stride);
-      t0 += nt;
-    }
-    r0 += nr;
-  }
-}
-
 }  // namespace
 
 void gemm_q8_tiles_avx512(const MatmulArgs& a) {
@@ -374,11 +328,7 @@ void gemm_q8_tiles_avx512(const MatmulArgs& a) {
 }
 
 void gemm_float_avx512(const MatmulArgs& a) {
-  switch (a.w->type) {
-    case GgmlType::F32: gemm_float<GgmlType::F32>(a); break;
-    case GgmlType::F16: gemm_float<GgmlType::F16>(a); break;
-    default: gemm_float<GgmlType::BF16>(a); break;
-  }
+  gemm_float_by_type<4, FloatBlock512>(a);
 }
 
 }  // namespace tessera::ops

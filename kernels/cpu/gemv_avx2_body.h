@@ -7,6 +7,7 @@
 #pragma once
 #include <immintrin.h>
 
+#include "kernels/cpu/simd256.h"
 #include "kernels/cpu/unpack.h"
 
 namespace tessera::ops {
@@ -23,18 +24,6 @@ inline __m256i dot_u8s8(__m256i u, __m256i x) {
 
 // Same for signed weights w (|w| <= 128, |x| <= 127).
 inline __m256i dot_s8s8(__m256i w, __m256i x) { return dot_u8s8(_mm256_abs_epi8(w), _mm256_sign_epi8(x, w)); }
-
-inline float hsum8(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
-
-inline __m256i nibbles_lohi(const uint8_t* qs) {
-  const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
-  return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(q, 4), q), _mm256_set1_epi8(15));
-}
 
 // The scale of a sub-block in the low 16 bits of every lane (for vpmaddwd with lane sums < 2^15).
 inline __m256i scale16(int s) { return _mm256_set1_epi32(s & 0xffff); }
@@ -82,7 +71,7 @@ void gemv_qk45_256(const MatmulArgs& args) {
       accm = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_mullo_epi32(mv, xs)),
                              _mm256_set1_ps(_cvtsh_ss(reinterpret_cast<const uint16_t*>(blk)[1]) * dx), accm);
     }
-    args.y[r] = hsum8(acc) - hsum8(accm);
+    args.y[r] = hsum256(acc) - hsum256(accm);
   }
 }
 
@@ -125,7 +114,7 @@ void gemv_q6k_256(const MatmulArgs& args) {
       isum = _mm256_sub_epi32(isum, _mm256_slli_epi32(corr, 5));
       acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(_cvtsh_ss(blk->d) * x.d[b * 8]), acc);
     }
-    args.y[r] = hsum8(acc);
+    args.y[r] = hsum256(acc);
   }
 }
 
@@ -151,7 +140,7 @@ void gemv_b32_256(const MatmulArgs& args) {
       if constexpr (T == GgmlType::Q8_0) {
         v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 2));
       } else if constexpr (T == GgmlType::Q4_0) {
-        v = _mm256_sub_epi8(nibbles_lohi(blk + 2), _mm256_set1_epi8(8));
+        v = _mm256_sub_epi8(nibbles32(blk + 2), _mm256_set1_epi8(8));
       } else if constexpr (T == GgmlType::Q5_0) {
         uint32_t qh;
         std::memcpy(&qh, blk + 2, 4);
@@ -160,12 +149,12 @@ void gemv_b32_256(const MatmulArgs& args) {
                                                    _mm256_setr_epi64x(0, 0x0101010101010101LL, 0x0202020202020202LL, 0x0303030303030303LL));
         const __m256i bit = _mm256_set1_epi64x(static_cast<int64_t>(0x8040201008040201ULL));
         const __m256i hb = _mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit);  // 0xff where set
-        v = _mm256_or_si256(nibbles_lohi(blk + 6), _mm256_and_si256(hb, _mm256_set1_epi8(16)));
+        v = _mm256_or_si256(nibbles32(blk + 6), _mm256_and_si256(hb, _mm256_set1_epi8(16)));
         v = _mm256_sub_epi8(v, _mm256_set1_epi8(16));
       } else if constexpr (T == GgmlType::IQ4_NL) {
-        v = _mm256_shuffle_epi8(table, nibbles_lohi(blk + 2));
+        v = _mm256_shuffle_epi8(table, nibbles32(blk + 2));
       } else {
-        v = _mm256_shuffle_epi8(table, nibbles_lohi(blk + 1));
+        v = _mm256_shuffle_epi8(table, nibbles32(blk + 1));
       }
       if constexpr (T == GgmlType::MXFP4) a = unpack_f32_bits(blk[0] < 2 ? 0x00200000u << blk[0] : uint32_t(blk[0] - 1) << 23);
       else a = _cvtsh_ss(*reinterpret_cast<const uint16_t*>(blk));
@@ -174,7 +163,7 @@ void gemv_b32_256(const MatmulArgs& args) {
       if (b & 1) acc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dp), s, acc1);
       else acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dp), s, acc0);
     }
-    args.y[r] = hsum8(_mm256_add_ps(acc0, acc1));
+    args.y[r] = hsum256(_mm256_add_ps(acc0, acc1));
   }
 }
 

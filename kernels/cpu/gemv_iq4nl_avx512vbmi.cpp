@@ -7,17 +7,11 @@
 #include <type_traits>
 
 #include "kernels/cpu/cpu_kernels.h"
+#include "kernels/cpu/simd256.h"
 #include "kernels/cpu/unpack.h"
 
 namespace tessera::ops {
 namespace {
-
-inline float hsum8(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
 
 template <GgmlType T, int NT>
 void gemv_nl(const MatmulArgs& args, int64_t t0) {
@@ -90,7 +84,7 @@ void gemv_nl(const MatmulArgs& args, int64_t t0) {
         tail[t] += x.d[xb] * (a * static_cast<float>(isum) - c * static_cast<float>(x.s32[xb]));
       }
     }
-    for (int t = 0; t < NT; ++t) args.y[(t0 + t) * args.y_stride + r] = hsum8(acc[t]) + tail[t];
+    for (int t = 0; t < NT; ++t) args.y[(t0 + t) * args.y_stride + r] = hsum256(acc[t]) + tail[t];
   }
 }
 
