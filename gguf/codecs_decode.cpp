@@ -245,24 +245,11 @@ void decode_mxfp4(const block_mxfp4* x, float* y, int64_t nb) {
 
 }  // namespace
 
-bool has_decoder(GgmlType t) {
-  switch (t) {
-    case GgmlType::F32: case GgmlType::F16: case GgmlType::BF16:
-    case GgmlType::Q4_0: case GgmlType::Q4_1: case GgmlType::Q5_0: case GgmlType::Q5_1:
-    case GgmlType::Q8_0: case GgmlType::Q2_K: case GgmlType::Q3_K: case GgmlType::Q4_K:
-    case GgmlType::Q5_K: case GgmlType::Q6_K: case GgmlType::Q8_K: case GgmlType::IQ4_NL:
-    case GgmlType::IQ4_XS: case GgmlType::MXFP4:
-      return true;
-    default:
-      return false;
-  }
-}
+bool has_decoder(GgmlType t) { return codec::has_row_codec(t); }
 
 void dequantize_row(GgmlType t, const void* src, float* dst, int64_t n) {
   if (!has_decoder(t)) throw_error("dequantize_row: no decoder for type {}", type_name(t));
-  const int64_t bs = type_traits(t).block_size;
-  if (n < 0 || n % bs != 0) throw_error("dequantize_row: {} values is not a multiple of the {} block size {}", n, type_name(t), bs);
-  const int64_t nb = n / bs;
+  const int64_t nb = codec::row_blocks("dequantize_row", t, n);
   switch (t) {
     case GgmlType::F32: return decode_f32(static_cast<const float*>(src), dst, n);
     case GgmlType::F16: return decode_f16(static_cast<const uint16_t*>(src), dst, n);

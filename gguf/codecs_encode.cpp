@@ -161,24 +161,11 @@ void encode_q8_K(const float* x, block_q8_K* y, int64_t nb) {
 
 }  // namespace
 
-bool has_encoder(GgmlType t) {
-  switch (t) {
-    case GgmlType::F32: case GgmlType::F16: case GgmlType::BF16:
-    case GgmlType::Q4_0: case GgmlType::Q4_1: case GgmlType::Q5_0: case GgmlType::Q5_1:
-    case GgmlType::Q8_0: case GgmlType::Q2_K: case GgmlType::Q3_K: case GgmlType::Q4_K:
-    case GgmlType::Q5_K: case GgmlType::Q6_K: case GgmlType::Q8_K: case GgmlType::IQ4_NL:
-    case GgmlType::IQ4_XS: case GgmlType::MXFP4:
-      return true;
-    default:
-      return false;
-  }
-}
+bool has_encoder(GgmlType t) { return codec::has_row_codec(t); }
 
 size_t quantize_row(GgmlType t, const float* src, void* dst, int64_t n) {
   if (!has_encoder(t)) throw_error("quantize_row: no encoder for type {}", type_name(t));
-  const int64_t bs = type_traits(t).block_size;
-  if (n < 0 || n % bs != 0) throw_error("quantize_row: {} values is not a multiple of the {} block size {}", n, type_name(t), bs);
-  const int64_t nb = n / bs;
+  const int64_t nb = codec::row_blocks("quantize_row", t, n);
   switch (t) {
     case GgmlType::F32: encode_f32(src, static_cast<float*>(dst), n); break;
     case GgmlType::F16: encode_f16(src, static_cast<uint16_t*>(dst), n); break;

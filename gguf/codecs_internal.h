@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <cstring>
 
+#include "engine/core/error.h"
+#include "gguf/ggml_types.h"
 #include "gguf/half.h"
 #include "gguf/quant_blocks.h"
 
@@ -48,6 +50,27 @@ struct Lanes {
 
 // Half of the MXFP4 E8M0 scale 2^(e-127), built from its bits (exact, also for e = 0 and 1).
 inline float e8m0_half(uint8_t e) { return f32_from_bits(e < 2 ? 0x00200000u << e : uint32_t(e - 1) << 23); }
+
+// The types with a reference row codec, the same set both ways (has_decoder and has_encoder).
+inline bool has_row_codec(GgmlType t) {
+  switch (t) {
+    case GgmlType::F32: case GgmlType::F16: case GgmlType::BF16:
+    case GgmlType::Q4_0: case GgmlType::Q4_1: case GgmlType::Q5_0: case GgmlType::Q5_1:
+    case GgmlType::Q8_0: case GgmlType::Q2_K: case GgmlType::Q3_K: case GgmlType::Q4_K:
+    case GgmlType::Q5_K: case GgmlType::Q6_K: case GgmlType::Q8_K: case GgmlType::IQ4_NL:
+    case GgmlType::IQ4_XS: case GgmlType::MXFP4:
+      return true;
+    default:
+      return false;
+  }
+}
+
+// Blocks in a row of n values of type t; throws (naming the caller fn) when n is not whole blocks.
+inline int64_t row_blocks(const char* fn, GgmlType t, int64_t n) {
+  const int64_t bs = type_traits(t).block_size;
+  if (n < 0 || n % bs != 0) throw_error("{}: {} values is not a multiple of the {} block size {}", fn, n, type_name(t), bs);
+  return n / bs;
+}
 
 // Row encoders; nb = number of blocks. Each writes nb blocks to y.
 void encode_q2_K(const float* x, block_q2_K* y, int64_t nb);
