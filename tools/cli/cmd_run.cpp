@@ -2,9 +2,7 @@
 // it to stdout, and ends with prompt and generation speed on stderr.
 #include <chrono>
 #include <cstdio>
-#include <fstream>
 #include <random>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -14,6 +12,7 @@
 #include "engine/model/model.h"
 #include "tools/cli/args.h"
 #include "tools/cli/commands.h"
+#include "tools/cli/tool_util.h"
 
 namespace tessera::cli {
 namespace {
@@ -39,14 +38,6 @@ constexpr const char* kUsage =
     "  -b, --batch-size N     prompt tokens per forward pass (default 512)\n"
     "  --random-prompt N      N random token ids as the prompt (speed measurements)\n"
     "  --depth D              evaluate D random tokens before the prompt (untimed context depth)\n";
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw_error("cannot open '{}'", path);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 std::vector<int32_t> random_tokens(int n, int32_t n_vocab, std::mt19937& rng) {
   std::uniform_int_distribution<int32_t> dist(0, std::min<int32_t>(n_vocab, 100000) - 1);

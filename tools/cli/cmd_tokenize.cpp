@@ -1,8 +1,6 @@
 // tessera tokenize -m MODEL.gguf (--text T | --file F) [--no-special] [--json] [--detok]:
 // prints the token ids of a text with the model's tokenizer.
 #include <cstdio>
-#include <fstream>
-#include <sstream>
 #include <string>
 
 #include <fmt/format.h>
@@ -13,6 +11,7 @@
 #include "tokenizer/tokenizer.h"
 #include "tools/cli/args.h"
 #include "tools/cli/commands.h"
+#include "tools/cli/tool_util.h"
 
 namespace tessera::cli {
 namespace {
@@ -25,14 +24,6 @@ constexpr const char* kUsage =
     "                <think> are still matched)\n"
     "  --json        print {\"ids\": [...]} (with --detok also \"detok\": the decoded text)\n"
     "  --detok       also print the decoded text; without --json one 'id<TAB>piece' line per token\n";
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw_error("cannot open '{}'", path);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 // A piece as a quoted string; bytes that are not whole UTF-8 characters are shown as \xNN.
 std::string quote_piece(const std::string& piece) {

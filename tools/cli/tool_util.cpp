@@ -1,10 +1,12 @@
-// Progress bar, row encode/decode and size formatting for the model tools.
+// Progress bar, row encode/decode, size formatting and file reading for the subcommands.
 #include "tools/cli/tool_util.h"
 
 #include <unistd.h>
 
 #include <cstdio>
 #include <cstring>
+#include <fstream>
+#include <sstream>
 
 #include "engine/core/error.h"
 #include "gguf/codecs.h"
@@ -114,6 +116,14 @@ std::string format_bytes(uint64_t bytes) {
     ++u;
   }
   return u == 0 ? fmt::format("{} B", bytes) : fmt::format("{:.2f} {}", v, units[u]);
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw_error("cannot open '{}'", path);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
 }
 
 }  // namespace tessera::cli

@@ -1,5 +1,5 @@
-// Helpers shared by `tessera mkmodel` and `tessera quantize`: a stderr progress bar, row encode /
-// decode for every type (F32/F16/BF16 here, quantized types through gguf/codecs.h), size formatting.
+// Helpers shared by the `tessera` subcommands: a stderr progress bar, row encode / decode for every
+// type (F32/F16/BF16 here, quantized types through gguf/codecs.h), size formatting, reading a file.
 #pragma once
 #include <atomic>
 #include <chrono>
@@ -42,5 +42,8 @@ bool can_decode(GgmlType t);
 
 // "1.23 GiB", "45.6 MiB", ...
 std::string format_bytes(uint64_t bytes);
+
+// The whole file as bytes; throws tessera::Error when it cannot be opened.
+std::string read_file(const std::string& path);
 
 }  // namespace tessera::cli
