@@ -82,7 +82,7 @@ void gemm_float_rows(const MatmulArgs& args) {
 
 // The float GEMM entry: picks the weight type (F32, F16, else BF16).
 template <int T, class Kernel>
-void gemm_float_by_type(const MatmulArgs& a) {
+[[gnu::always_inline]] inline void gemm_float_by_type(const MatmulArgs& a) {
   switch (a.w->type) {
     case GgmlType::F32: gemm_float_rows<GgmlType::F32, T, Kernel>(a); break;
     case GgmlType::F16: gemm_float_rows<GgmlType::F16, T, Kernel>(a); break;
