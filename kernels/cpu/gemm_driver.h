@@ -25,6 +25,7 @@ struct TileScratch {
 };
 
 // Scratch slots 0..2 laid out for R-row tiles, with dx and dxs filled from the prepared activations.
+// always_inline: inlined early, the caller's tile loops get the same register allocation as hand-inlined code.
 template <int R, int SUB>
 [[gnu::always_inline]] inline TileScratch tile_scratch(const PreparedActs& x, int64_t n) {
   const int64_t n_sub = n / SUB, n_tok = x.n_tokens;
@@ -80,7 +81,7 @@ void gemm_float_rows(const MatmulArgs& args) {
   }
 }
 
-// The float GEMM entry: picks the weight type (F32, F16, else BF16).
+// The float GEMM entry: picks the weight type (F32, F16, else BF16). always_inline for the same reason.
 template <int T, class Kernel>
 [[gnu::always_inline]] inline void gemm_float_by_type(const MatmulArgs& a) {
   switch (a.w->type) {
