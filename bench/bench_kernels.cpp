@@ -22,10 +22,10 @@
 #include <thread>
 #include <vector>
 
-#include "engine/core/thread_pool.h"
+#include "core/thread_pool.h"
 #include "engine/ops/matmul.h"
-#include "engine/ops/registry.h"
-#include "kernels/ref/random_weights.h"
+#include "kernels/registry.h"
+#include "tools/testdata/random_weights.h"
 
 using namespace tessera;
 using namespace tessera::ops;

@@ -18,9 +18,9 @@
 #include <vector>
 
 #include "engine/context.h"
-#include "engine/core/error.h"
+#include "core/error.h"
 #include "engine/model/model.h"
-#include "engine/ops/registry.h"
+#include "kernels/registry.h"
 #include "tools/cli/args.h"
 #include "tools/cli/commands.h"
 

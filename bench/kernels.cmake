@@ -2,5 +2,5 @@
 # real Qwen3-30B-A3B shapes. Run: build/bench/tessera_bench_kernels [--benchmark_filter=...]
 if(TESSERA_BENCH)
   add_executable(tessera_bench_kernels ${CMAKE_CURRENT_LIST_DIR}/bench_kernels.cpp)
-  target_link_libraries(tessera_bench_kernels PRIVATE tessera_engine benchmark::benchmark)
+  target_link_libraries(tessera_bench_kernels PRIVATE tessera_engine tessera_testdata benchmark::benchmark)
 endif()

@@ -6,7 +6,7 @@
 #include <cstdlib>
 #include <string_view>
 
-#include "engine/core/error.h"
+#include "core/error.h"
 #include "engine/model/forward.h"
 
 namespace tessera::engine {

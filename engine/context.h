@@ -6,7 +6,7 @@
 #include <span>
 #include <vector>
 
-#include "engine/core/thread_pool.h"
+#include "core/thread_pool.h"
 #include "engine/kv/kv_cache.h"
 #include "engine/model/model.h"
 

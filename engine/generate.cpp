@@ -5,7 +5,7 @@
 #include <chrono>
 #include <ctime>
 
-#include "engine/core/error.h"
+#include "core/error.h"
 
 namespace tessera::engine {
 

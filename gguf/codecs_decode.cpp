@@ -2,7 +2,7 @@
 // type, computing in exactly ggml's float operation order so results are bit-identical with ggml.
 #include <cstring>
 
-#include "engine/core/error.h"
+#include "core/error.h"
 #include "gguf/codecs.h"
 #include "gguf/codecs_internal.h"
 #include "gguf/half.h"

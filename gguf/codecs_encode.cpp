@@ -6,7 +6,7 @@
 #include <cmath>
 #include <cstring>
 
-#include "engine/core/error.h"
+#include "core/error.h"
 #include "gguf/codecs.h"
 #include "gguf/codecs_internal.h"
 

@@ -5,7 +5,7 @@
 #include <cstdint>
 #include <cstring>
 
-#include "engine/core/error.h"
+#include "core/error.h"
 #include "gguf/ggml_types.h"
 #include "gguf/half.h"
 #include "gguf/quant_blocks.h"

@@ -4,7 +4,7 @@
 #include <array>
 #include <cctype>
 
-#include "engine/core/error.h"
+#include "core/error.h"
 #include "gguf/quant_blocks.h"
 
 namespace tessera {

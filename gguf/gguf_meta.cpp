@@ -1,7 +1,7 @@
 // GGUF metadata helpers: value type names, equality, and File's typed accessors.
 #include <cstring>
 
-#include "engine/core/error.h"
+#include "core/error.h"
 #include "gguf/gguf.h"
 
 namespace tessera::gguf {

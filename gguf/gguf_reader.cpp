@@ -10,7 +10,7 @@
 #include <limits>
 #include <unordered_set>
 
-#include "engine/core/error.h"
+#include "core/error.h"
 #include "gguf/gguf.h"
 
 namespace tessera::gguf {

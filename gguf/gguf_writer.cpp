@@ -5,7 +5,7 @@
 #include <cstring>
 #include <limits>
 
-#include "engine/core/error.h"
+#include "core/error.h"
 #include "gguf/gguf.h"
 
 namespace tessera::gguf {

@@ -1,5 +1,5 @@
 // tessera serve (placeholder until its issue lands).
-#include "engine/core/error.h"
+#include "core/error.h"
 #include "tools/cli/commands.h"
 
 namespace tessera::cli {

@@ -1,13 +1,13 @@
-// Chat template rendering: evaluates the parsed Jinja tree (jinja_ast.h) against a JSON context.
+// Chat template rendering: evaluates the parsed Jinja tree (jinja/ast.h) against a JSON context.
 #include "tokenizer/chat_template.h"
 
 #include <cmath>
 #include <cstdint>
 #include <unordered_map>
 
-#include "engine/core/error.h"
-#include "tokenizer/jinja_ast.h"
-#include "tokenizer/jinja_builtins.h"
+#include "core/error.h"
+#include "tokenizer/jinja/ast.h"
+#include "tokenizer/jinja/builtins.h"
 
 namespace tessera::tok {
 

@@ -5,7 +5,7 @@
 #include <mutex>
 #include <unordered_map>
 
-#include "engine/core/error.h"
+#include "core/error.h"
 #include "tokenizer/bpe.h"
 #include "tokenizer/pretokenize.h"
 #include "tokenizer/unicode.h"

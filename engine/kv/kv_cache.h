@@ -5,12 +5,14 @@
 #include <cstdint>
 #include <vector>
 
+#include "kernels/kernel_args.h"
+
 namespace tessera::engine {
 
 // Tokens per KV block. Storage is [layer][kv head][block] so one head's blocks lie back to back
 // (attention streams them); inside a block K is transposed so a whole block of keys is scored with
 // vector FMAs: K = [head_dim][kKvBlock], V = [kKvBlock][head_dim], IEEE half.
-constexpr int kKvBlock = 32;
+constexpr int kKvBlock = ops::kKvBlock;
 
 class KvCache {
  public:

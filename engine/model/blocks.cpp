@@ -5,10 +5,10 @@
 #include <cstdio>
 #include <cstring>
 
-#include "engine/core/error.h"
+#include "core/error.h"
 #include "engine/model/forward.h"
-#include "engine/ops/attention.h"
-#include "engine/ops/elementwise.h"
+#include "kernels/cpu/attention.h"
+#include "kernels/cpu/elementwise.h"
 #include "gguf/codecs.h"
 
 namespace tessera::engine {

@@ -5,7 +5,7 @@
 #include <cstdio>
 #include <map>
 
-#include "engine/core/error.h"
+#include "core/error.h"
 #include "gguf/codecs.h"
 
 namespace tessera::engine {

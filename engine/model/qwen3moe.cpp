@@ -5,7 +5,7 @@
 #include <cstring>
 
 #include "engine/model/forward.h"
-#include "engine/ops/elementwise.h"
+#include "kernels/cpu/elementwise.h"
 
 namespace tessera::engine {
 

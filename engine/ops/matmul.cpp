@@ -7,8 +7,8 @@
 #include <cstring>
 #include <vector>
 
-#include "engine/core/error.h"
-#include "engine/ops/registry.h"
+#include "core/error.h"
+#include "kernels/registry.h"
 #include "kernels/cpu/cpu_kernels.h"
 #include "kernels/ref/act_quant.h"
 

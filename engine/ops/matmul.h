@@ -1,24 +1,15 @@
 // Matrix products with weights as stored in GGUF (any supported ggml type), the engine's hot op.
-// The model calls only these; dispatch picks a registered kernel (see engine/ops/registry.h).
+// The model calls only these; dispatch picks a registered kernel (see kernels/registry.h).
 #pragma once
 #include <cstddef>
 #include <cstdint>
 #include <span>
 
-#include "engine/core/thread_pool.h"
+#include "core/thread_pool.h"
 #include "gguf/ggml_types.h"
+#include "kernels/kernel_args.h"
 
 namespace tessera::ops {
-
-// A weight matrix: n_out rows of n_in values (ggml ne[0] = n_in, ne[1] = n_out), rows contiguous.
-// An expert of a 3-D tensor is a WeightView whose data starts at e * n_out * row_bytes.
-struct WeightView {
-  GgmlType type = GgmlType::F32;
-  const uint8_t* data = nullptr;  // [n_out][row_bytes]
-  int64_t n_in = 0;
-  int64_t n_out = 0;
-  size_t row_bytes = 0;
-};
 
 // One product: y[t][o] = sum_i W[o][i] * x[t][i] for t < n_tokens.
 struct MatmulJob {

@@ -1,7 +1,7 @@
 // Entry points of the SIMD / scalar CPU matmul kernels (one function per kernel family and ISA).
 // Only register_cpu.cpp calls these, and only through the registry after supports() has checked the CPU.
 #pragma once
-#include "engine/ops/kernel_args.h"
+#include "kernels/kernel_args.h"
 
 namespace tessera::ops {
 

@@ -5,7 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "engine/ops/kernel_args.h"
+#include "kernels/kernel_args.h"
 #include "gguf/ggml_types.h"
 #include "kernels/cpu/scratch.h"
 

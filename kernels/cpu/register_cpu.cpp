@@ -1,7 +1,7 @@
 // Registration of the SIMD and scalar CPU kernels. This file is compiled for baseline x86-64; the
 // kernels it names live in *_avx512.cpp / *_avxvnni.cpp / *_avx2.cpp / *_scalar.cpp and only run after
 // their supports() has checked the CPU. One line per kernel.
-#include "engine/ops/registry.h"
+#include "kernels/registry.h"
 #include "kernels/cpu/cpu_kernels.h"
 
 namespace tessera::ops {

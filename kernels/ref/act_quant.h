@@ -4,7 +4,7 @@
 #pragma once
 #include <cstdint>
 
-#include "engine/ops/kernel_args.h"
+#include "kernels/kernel_args.h"
 
 namespace tessera::ops {
 

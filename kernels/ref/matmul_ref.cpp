@@ -3,7 +3,7 @@
 // every other kernel is compared against, registered as <op>_<weight>_<act>_ref for every type.
 #include <vector>
 
-#include "engine/ops/registry.h"
+#include "kernels/registry.h"
 #include "gguf/codecs.h"
 #include "gguf/half.h"
 

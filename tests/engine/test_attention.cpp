@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "engine/kv/kv_cache.h"
-#include "engine/ops/attention.h"
+#include "kernels/cpu/attention.h"
 #include "gguf/half.h"
 
 using namespace tessera;

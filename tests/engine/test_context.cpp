@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "engine/context.h"
-#include "engine/core/error.h"
+#include "core/error.h"
 #include "engine/model/model.h"
 #include "engine/sample/sampler.h"
 #include "gguf/gguf.h"

@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "engine/context.h"
-#include "engine/core/error.h"
+#include "core/error.h"
 #include "engine/generate.h"
 #include "engine/model/model.h"
 

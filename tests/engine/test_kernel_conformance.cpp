@@ -10,12 +10,12 @@
 #include <set>
 #include <vector>
 
-#include "engine/core/thread_pool.h"
+#include "core/thread_pool.h"
 #include "engine/ops/matmul.h"
-#include "engine/ops/registry.h"
+#include "kernels/registry.h"
 #include "gguf/codecs.h"
 #include "kernels/ref/act_quant.h"
-#include "kernels/ref/random_weights.h"
+#include "tools/testdata/random_weights.h"
 
 namespace tessera::ops {
 namespace {

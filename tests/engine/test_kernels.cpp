@@ -5,13 +5,13 @@
 #include <cmath>
 #include <set>
 
-#include "engine/core/error.h"
+#include "core/error.h"
 #include "engine/ops/matmul.h"
-#include "engine/ops/registry.h"
+#include "kernels/registry.h"
 #include "gguf/codecs.h"
 #include "kernels/cpu/cpu_kernels.h"
 #include "kernels/ref/act_quant.h"
-#include "kernels/ref/random_weights.h"
+#include "tools/testdata/random_weights.h"
 
 namespace tessera::ops {
 namespace {

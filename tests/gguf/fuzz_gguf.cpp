@@ -6,7 +6,7 @@
 #include <cstdlib>
 #include <cstring>
 
-#include "engine/core/error.h"
+#include "core/error.h"
 #include "gguf/gguf.h"
 
 using namespace tessera;

@@ -4,7 +4,7 @@
 #include <cstdio>
 #include <filesystem>
 
-#include "engine/core/error.h"
+#include "core/error.h"
 #include "gguf/gguf.h"
 #include "tests/gguf/gguf_test_files.h"
 

@@ -9,7 +9,7 @@
 #include <new>
 #include <random>
 
-#include "engine/core/error.h"
+#include "core/error.h"
 #include "gguf/gguf.h"
 #include "tests/gguf/gguf_test_files.h"
 

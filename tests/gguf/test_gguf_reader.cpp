@@ -7,7 +7,7 @@
 #include <cstdio>
 #include <fstream>
 
-#include "engine/core/error.h"
+#include "core/error.h"
 #include "gguf/gguf.h"
 #include "tests/gguf/gguf_test_files.h"
 

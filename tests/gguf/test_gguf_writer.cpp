@@ -5,7 +5,7 @@
 #include <fstream>
 #include <iterator>
 
-#include "engine/core/error.h"
+#include "core/error.h"
 #include "gguf/gguf.h"
 #include "tests/gguf/gguf_test_files.h"
 #include "tests/gguf/gguf_test_run.h"

@@ -14,7 +14,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "engine/core/error.h"
+#include "core/error.h"
 #include "gguf/codecs.h"
 #include "gguf/ggml_types.h"
 #include "gguf/half.h"

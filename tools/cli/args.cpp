@@ -3,7 +3,7 @@
 
 #include <charconv>
 
-#include "engine/core/error.h"
+#include "core/error.h"
 
 namespace tessera::cli {
 

@@ -6,8 +6,8 @@
 #include <set>
 #include <string>
 
-#include "engine/core/error.h"
-#include "engine/ops/registry.h"
+#include "core/error.h"
+#include "kernels/registry.h"
 #include "tools/cli/args.h"
 #include "tools/cli/commands.h"
 

@@ -11,7 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "engine/context.h"
-#include "engine/core/error.h"
+#include "core/error.h"
 #include "engine/model/model.h"
 #include "tools/cli/args.h"
 #include "tools/cli/commands.h"

@@ -8,8 +8,8 @@
 #include <mutex>
 #include <thread>
 
-#include "engine/core/error.h"
-#include "engine/core/thread_pool.h"
+#include "core/error.h"
+#include "core/thread_pool.h"
 #include "gguf/gguf.h"
 #include "tools/cli/args.h"
 #include "tools/cli/commands.h"

@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "engine/context.h"
-#include "engine/core/error.h"
+#include "core/error.h"
 #include "engine/generate.h"
 #include "engine/model/model.h"
 #include "tools/cli/args.h"

@@ -4,7 +4,7 @@
 #include <exception>
 #include <string_view>
 
-#include "engine/core/error.h"
+#include "core/error.h"
 #include "tools/cli/commands.h"
 
 namespace {

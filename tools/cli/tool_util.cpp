@@ -8,7 +8,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "engine/core/error.h"
+#include "core/error.h"
 #include "gguf/codecs.h"
 #include "gguf/half.h"
 

@@ -3,8 +3,8 @@
 #include <algorithm>
 #include <cstring>
 
-#include "engine/core/error.h"
-#include "tokenizer/jinja_ast.h"
+#include "core/error.h"
+#include "tokenizer/jinja/ast.h"
 #include "tokenizer/unicode.h"
 
 namespace tessera::tok::jinja {

@@ -3,8 +3,8 @@
 #include <charconv>
 #include <cstdlib>
 
-#include "engine/core/error.h"
-#include "tokenizer/jinja_ast.h"
+#include "core/error.h"
+#include "tokenizer/jinja/ast.h"
 
 namespace tessera::tok::jinja {
 

@@ -1,4 +1,4 @@
-// Jinja filters and global functions (see jinja_builtins.h). tojson follows Hugging Face:
+// Jinja filters and global functions (see builtins.h). tojson follows Hugging Face:
 // json.dumps(value, ensure_ascii=False, indent=indent, sort_keys=False).
 #include <algorithm>
 #include <charconv>
@@ -7,8 +7,8 @@
 #include <cmath>
 #include <ctime>
 
-#include "engine/core/error.h"
-#include "tokenizer/jinja_builtins.h"
+#include "core/error.h"
+#include "tokenizer/jinja/builtins.h"
 
 namespace tessera::tok::jinja {
 

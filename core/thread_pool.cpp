@@ -1,8 +1,8 @@
 // Thread pool: a region is published by bumping `generation_`; workers spin on it for a short while
 // (regions come back to back during a forward pass), then sleep on a condition variable.
-#include "engine/core/thread_pool.h"
+#include "core/thread_pool.h"
 
-#include "engine/core/error.h"
+#include "core/error.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>

@@ -1,5 +1,5 @@
-// Jinja built-ins (see jinja_builtins.h), with Python's behaviour for the str / dict methods.
-#include "tokenizer/jinja_builtins.h"
+// Jinja built-ins (see builtins.h), with Python's behaviour for the str / dict methods.
+#include "tokenizer/jinja/builtins.h"
 
 #include <algorithm>
 #include <chrono>
@@ -8,7 +8,7 @@
 
 #include <unicode/uchar.h>
 
-#include "engine/core/error.h"
+#include "core/error.h"
 #include "tokenizer/unicode.h"
 
 namespace tessera::tok::jinja {

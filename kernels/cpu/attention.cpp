@@ -1,13 +1,13 @@
 // Attention over the block KV cache: task split and the portable kernel. The AVX-512 kernel
 // (attention_avx512.cpp) is chosen at run time when the CPU has it.
-#include "engine/ops/attention.h"
+#include "kernels/cpu/attention.h"
 
 #include <algorithm>
 #include <cmath>
 #include <vector>
 
-#include "engine/kv/kv_cache.h"
-#include "engine/ops/cpu_caps.h"
+#include "kernels/kernel_args.h"
+#include "kernels/cpu_caps.h"
 #include "gguf/half.h"
 
 namespace tessera::ops {
@@ -16,7 +16,7 @@ namespace detail {
 // Straightforward version of the same algorithm, one row at a time (the reference for the SIMD one).
 void attend_rows_generic(const AttentionArgs& a, const AttnRows& rows) {
   const int hd = a.head_dim;
-  constexpr int B = engine::kKvBlock;
+  constexpr int B = kKvBlock;
   std::vector<float> q(hd), o(hd);
   float s[B];
   for (int r = 0; r < rows.n_rows; ++r) {
@@ -85,7 +85,7 @@ void attention(const AttentionArgs& a, ThreadPool& pool) {
 
   // One decoding token has only n_head_kv row tasks: with more threads, split its keys into ranges
   // of whole blocks (at least 8 blocks each) and merge the partial softmaxes.
-  constexpr int B = engine::kKvBlock;
+  constexpr int B = kKvBlock;
   int n_split = 1;
   if (a.n_tokens == 1 && n_row_tasks < 2 * pool.size()) {
     const int n_blocks = (a.pos[0] + B) / B;

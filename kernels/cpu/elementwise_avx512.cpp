@@ -1,6 +1,6 @@
 // AVX-512 versions of the element-wise ops that show up in profiles (SwiGLU's exponential).
-#include "engine/ops/elementwise.h"
-#include "engine/ops/simd_avx512.h"
+#include "kernels/cpu/elementwise.h"
+#include "kernels/cpu/simd_avx512.h"
 
 #include <cmath>
 

@@ -1,11 +1,11 @@
 // The kernel table, its overrides and kernel selection.
-#include "engine/ops/registry.h"
+#include "kernels/registry.h"
 
 #include <cstdlib>
 #include <map>
 #include <mutex>
 
-#include "engine/core/error.h"
+#include "core/error.h"
 
 namespace tessera::ops {
 

@@ -1,10 +1,10 @@
 // Small f32 ops of the forward pass (see elementwise.h). Plain loops: the compiler vectorises them
 // and they are a tiny share of the time next to matmul and attention.
-#include "engine/ops/elementwise.h"
+#include "kernels/cpu/elementwise.h"
 
 #include <cmath>
 
-#include "engine/ops/cpu_caps.h"
+#include "kernels/cpu_caps.h"
 
 namespace tessera::ops {
 

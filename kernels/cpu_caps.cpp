@@ -1,9 +1,9 @@
 // Runtime CPU feature detection with cpuid / xgetbv (the binary itself is baseline x86-64).
-#include "engine/ops/cpu_caps.h"
+#include "kernels/cpu_caps.h"
 
 #include <cstdlib>
 
-#include "engine/core/error.h"
+#include "core/error.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>

@@ -1,2 +1,2 @@
 // Anchors the core library (error.h is header-only today).
-#include "engine/core/error.h"
+#include "core/error.h"

@@ -1,5 +1,5 @@
 // Random weight rows and activations for tests and benchmarks (see random_weights.h).
-#include "kernels/ref/random_weights.h"
+#include "tools/testdata/random_weights.h"
 
 #include <cstring>
 #include <random>

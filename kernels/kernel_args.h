@@ -1,11 +1,25 @@
-// Plain data handed to matmul kernels: prepared activations and one work item. Kept free of library
+// Plain data handed to kernels: weight views, prepared activations and one matmul work item. Kept free of library
 // types and inline code so SIMD translation units (compiled with -mavx512*) can include it safely.
 #pragma once
+#include <cstddef>
 #include <cstdint>
 
-#include "engine/ops/matmul.h"
+#include "gguf/ggml_types.h"
 
 namespace tessera::ops {
+
+// A weight matrix: n_out rows of n_in values (ggml ne[0] = n_in, ne[1] = n_out), rows contiguous.
+// An expert of a 3-D tensor is a WeightView whose data starts at e * n_out * row_bytes.
+struct WeightView {
+  GgmlType type = GgmlType::F32;
+  const uint8_t* data = nullptr;  // [n_out][row_bytes]
+  int64_t n_in = 0;
+  int64_t n_out = 0;
+  size_t row_bytes = 0;
+};
+
+// Tokens per KV cache block (the CPU attention kernels and the KV cache share this layout constant).
+inline constexpr int kKvBlock = 32;
 
 // How a job's activations are presented to a kernel (chosen by the weight type).
 enum class ActType : uint8_t {

@@ -4,7 +4,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "engine/core/thread_pool.h"
+#include "core/thread_pool.h"
 
 namespace tessera::ops {
 

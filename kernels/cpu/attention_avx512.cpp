@@ -7,14 +7,14 @@
 #include <algorithm>
 #include <cmath>
 
-#include "engine/kv/kv_cache.h"
-#include "engine/ops/attention.h"
-#include "engine/ops/simd_avx512.h"
+#include "kernels/kernel_args.h"
+#include "kernels/cpu/attention.h"
+#include "kernels/cpu/simd_avx512.h"
 
 namespace tessera::ops::detail {
 namespace {
 
-constexpr int B = engine::kKvBlock;  // keys per block (a multiple of 16)
+constexpr int B = kKvBlock;  // keys per block (a multiple of 16)
 constexpr int kPrefetchBlocks = 2;
 
 using simd::exp512;

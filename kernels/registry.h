@@ -8,8 +8,8 @@
 #include <string_view>
 #include <vector>
 
-#include "engine/ops/cpu_caps.h"
-#include "engine/ops/kernel_args.h"
+#include "kernels/cpu_caps.h"
+#include "kernels/kernel_args.h"
 #include "gguf/ggml_types.h"
 
 namespace tessera::ops {

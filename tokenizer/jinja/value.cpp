@@ -1,5 +1,5 @@
-// Jinja values with Python semantics (see jinja_value.h).
-#include "tokenizer/jinja_value.h"
+// Jinja values with Python semantics (see value.h).
+#include "tokenizer/jinja/value.h"
 
 #include <charconv>
 #include <cmath>
@@ -7,7 +7,7 @@
 
 #include <unicode/uchar.h>
 
-#include "engine/core/error.h"
+#include "core/error.h"
 #include "tokenizer/unicode.h"
 
 namespace tessera::tok::jinja {
