@@ -23,7 +23,7 @@
 #include <vector>
 
 #include "core/thread_pool.h"
-#include "engine/ops/matmul.h"
+#include "engine/backend/cpu_matmul.h"
 #include "kernels/registry.h"
 #include "tools/testdata/random_weights.h"
 

@@ -43,6 +43,7 @@ struct BenchParams {
   int reps = 5;
   OutputFormat output = OutputFormat::Markdown;
   std::string backend = "cpu";
+  ops::KernelPolicy kernels = ops::KernelPolicy::from_env();
   std::vector<std::string> kernel_overrides;  // "op_key=name" as given
   bool progress = false;
 };
@@ -190,7 +191,14 @@ BenchParams parse(Args& args) {
   p.backend = args.get({"--backend"}, "cpu");
   if (p.backend != "cpu" && p.backend != "ref")
     throw_error("bench: --backend {} is not available in this build (available: cpu, ref)", p.backend);
-  for (const std::string& k : args.values({"--kernel"})) p.kernel_overrides.push_back(k);
+  // --kernel picks a kernel per op key, on top of TESSERA_KERNELS
+  for (const std::string& k : args.values({"--kernel"})) {
+    const size_t eq = k.find('=');
+    if (eq == std::string::npos || eq == 0 || eq + 1 == k.size())
+      throw_error("bench: --kernel expects OPKEY=NAME (e.g. gemv_q4_K=avx2), got '{}'", k);
+    p.kernels.set(k.substr(0, eq), k.substr(eq + 1));
+    p.kernel_overrides.push_back(k);
+  }
   p.progress = args.flag({"--progress"});
   if (p.models.empty()) throw_error("bench: no model given (-m FILE)");
   return p;
@@ -381,6 +389,8 @@ std::vector<TestCase> tests_at_depth(const BenchParams& p, int depth) {
 void bench_model(const std::string& path, const BenchParams& p, Printer& printer) {
   engine::LoadOptions lo;
   lo.print_plan = false;
+  lo.backend = p.backend;
+  lo.kernels = p.kernels;
   std::shared_ptr<engine::Model> model = engine::Model::load(path, lo);
   const int n_vocab = static_cast<int>(model->config().n_vocab);
   std::mt19937 rng(1234);
@@ -443,14 +453,6 @@ int cmd_bench(int argc, char** argv) {
   const BenchParams p = parse(args);
   args.finish();
 
-  // Kernel choice: --backend ref forces the scalar reference kernels; --kernel picks per op key.
-  if (p.backend == "ref") ops::set_kernel_override("*", "ref");
-  for (const std::string& k : p.kernel_overrides) {
-    const size_t eq = k.find('=');
-    if (eq == std::string::npos || eq == 0 || eq + 1 == k.size())
-      throw_error("bench: --kernel expects OPKEY=NAME (e.g. gemv_q4_K=avx2), got '{}'", k);
-    ops::set_kernel_override(k.substr(0, eq), k.substr(eq + 1));
-  }
 
   Printer printer(p);
   printer.begin();

@@ -12,26 +12,30 @@
 namespace tessera::engine {
 
 Context::Context(std::shared_ptr<const Model> model, const ContextOptions& opts)
-    : model_(std::move(model)),
-      opts_(opts),
-      pool_(std::max(1, opts.n_threads)),
-      kv_(static_cast<int>(model_->config().n_layer), static_cast<int>(model_->config().n_head_kv),
-          static_cast<int>(model_->config().head_dim), std::max(1, (opts.n_ctx + kKvBlock - 1) / kKvBlock)) {
-  if (opts.n_ctx <= 0 || opts.n_batch <= 0 || opts.n_seq_max <= 0)
-    throw_error("context: n_ctx ({}), n_batch ({}) and n_seq_max ({}) must be positive", opts.n_ctx, opts.n_batch,
-                opts.n_seq_max);
+    : model_(std::move(model)), opts_(opts), blocks_(std::max(1, (opts.n_ctx + kKvBlock - 1) / kKvBlock)) {
+  if (opts.n_ctx <= 0 || opts.n_batch <= 0 || opts.n_seq_max <= 0 || opts.n_threads <= 0)
+    throw_error("context: n_ctx ({}), n_batch ({}), n_seq_max ({}) and n_threads ({}) must be positive", opts.n_ctx,
+                opts.n_batch, opts.n_seq_max, opts.n_threads);
   opts_.n_batch = std::min(opts.n_batch, opts.n_ctx);
+  const ModelConfig& c = model_->config();
+  Backend& be = model_->backend();
+  kv_ = be.create_kv(KvShape{static_cast<int>(c.n_layer), static_cast<int>(c.n_head_kv), static_cast<int>(c.head_dim),
+                             blocks_.n_blocks()});
+  stream_ = be.create_stream(c, StreamOptions{opts_.n_threads, opts_.n_batch});
   seqs_.resize(static_cast<size_t>(opts.n_seq_max));
-  ws_ = std::make_unique<Workspace>(model_->config(), opts_.n_batch);
+  ws_ = std::make_unique<Workspace>(be, c, opts_.n_batch);
+  pos_.resize(static_cast<size_t>(opts_.n_batch));
+  out_rows_.resize(pos_.size());
+  block_table_.resize(pos_.size());
   if (const char* p = std::getenv("TESSERA_PROFILE"); p && *p && std::string_view(p) != "0") ws_->prof.on = true;
   logits_.reserve(static_cast<size_t>(model_->config().n_vocab));
   if (opts.print_plan)
     std::fprintf(stderr,
                  "tessera: memory plan: KV cache f16 %.1f MiB (%d tokens in %d blocks of %d, %lld layers), "
-                 "scratch %.1f MiB (batch %d), %d threads\n",
-                 static_cast<double>(kv_.bytes()) / (1 << 20), kv_.n_blocks() * kKvBlock, kv_.n_blocks(), kKvBlock,
-                 static_cast<long long>(model_->config().n_layer), static_cast<double>(scratch_bytes()) / (1 << 20),
-                 opts_.n_batch, pool_.size());
+                 "scratch %.1f MiB (batch %d), backend %s, %d threads\n",
+                 static_cast<double>(kv_->bytes()) / (1 << 20), blocks_.n_blocks() * kKvBlock, blocks_.n_blocks(), kKvBlock,
+                 static_cast<long long>(c.n_layer), static_cast<double>(scratch_bytes()) / (1 << 20), opts_.n_batch,
+                 be.name().c_str(), opts_.n_threads);
 }
 
 Context::~Context() {
@@ -56,7 +60,7 @@ void Context::truncate(int seq, int n_keep) {
   n_keep = std::clamp(n_keep, 0, s.n_past);
   const size_t keep_blocks = static_cast<size_t>((n_keep + kKvBlock - 1) / kKvBlock);
   while (s.blocks.size() > keep_blocks) {
-    kv_.free_block(s.blocks.back());
+    blocks_.free(s.blocks.back());
     s.blocks.pop_back();
   }
   s.n_past = n_keep;
@@ -101,12 +105,12 @@ std::span<const float> Context::eval_batch(std::span<const SeqInput> inputs) {
     blocks_needed += std::max<int64_t>(0, (new_past_[i] + kKvBlock - 1) / kKvBlock -
                                               static_cast<int64_t>(seqs_[i].blocks.size()));
   }
-  if (blocks_needed > kv_.n_free())
+  if (blocks_needed > blocks_.n_free())
     throw_error("KV cache is full: {} more blocks of {} tokens needed, {} free (n_ctx {})", blocks_needed, kKvBlock,
-                kv_.n_free(), opts_.n_ctx);
+                blocks_.n_free(), opts_.n_ctx);
   for (size_t i = 0; i < seqs_.size(); ++i)
     while (static_cast<int64_t>(seqs_[i].blocks.size()) * kKvBlock < new_past_[i])
-      seqs_[i].blocks.push_back(kv_.alloc_block());
+      seqs_[i].blocks.push_back(blocks_.alloc());
 
   // Flatten: each token with its sequence, position and logits row.
   flat_.clear();
@@ -129,19 +133,19 @@ std::span<const float> Context::eval_batch(std::span<const SeqInput> inputs) {
     Batch b;
     b.n_tokens = m;
     b.tokens = flat_tokens_.data() + start;
-    b.pos = ws.pos.data();
-    b.block_table = ws.block_table.data();
-    b.out_rows = ws.out_rows.data();
+    b.pos = pos_.data();
+    b.block_table = block_table_.data();
+    b.out_rows = out_rows_.data();
     for (int64_t i = 0; i < m; ++i) {
       const Flat& f = flat_[static_cast<size_t>(start + i)];
-      ws.pos[i] = f.pos;
-      ws.block_table[i] = seqs_[static_cast<size_t>(f.seq)].blocks.data();
+      pos_[i] = f.pos;
+      block_table_[i] = seqs_[static_cast<size_t>(f.seq)].blocks.data();
       if (f.out_row >= 0) {
         if (b.n_out == 0) b.logits = logits_.data() + static_cast<int64_t>(f.out_row) * V;  // rows are consecutive
-        ws.out_rows[b.n_out++] = static_cast<int32_t>(i);
+        out_rows_[b.n_out++] = static_cast<int32_t>(i);
       }
     }
-    forward(*model_, b, kv_, ws, pool_);
+    forward(*model_, b, *kv_, ws, *stream_);
     for (int64_t i = 0; i < m; ++i) {
       const Flat& f = flat_[static_cast<size_t>(start + i)];
       SequenceKv& sq = seqs_[static_cast<size_t>(f.seq)];

@@ -1,12 +1,11 @@
-// An inference context: sequences and their f16 KV cache blocks, scratch sized once for a batch,
-// and the thread pool. eval() appends tokens to a sequence and runs the forward pass.
+// An inference context: sequences and their KV cache blocks, and a stream of the model's backend with
+// scratch sized once for a batch. eval() appends tokens to a sequence and runs the forward pass.
 #pragma once
 #include <cstdint>
 #include <memory>
 #include <span>
 #include <vector>
 
-#include "core/thread_pool.h"
 #include "engine/kv/kv_cache.h"
 #include "engine/model/model.h"
 
@@ -29,7 +28,7 @@ struct ContextOptions {
   bool print_plan = true;  // print the KV and scratch memory plan to stderr
 };
 
-class Context {   // sequences + their f16 KV cache (blocks) + scratch + thread pool
+class Context {   // sequences + their KV cache blocks + a backend stream and its scratch
  public:
   Context(std::shared_ptr<const Model> model, const ContextOptions& opts = {});
   ~Context();
@@ -60,8 +59,7 @@ class Context {   // sequences + their f16 KV cache (blocks) + scratch + thread 
   std::shared_ptr<const Model> model_ptr() const { return model_; }
   const ContextOptions& options() const { return opts_; }
   int n_vocab() const { return static_cast<int>(model_->config().n_vocab); }
-  ThreadPool& pool() { return pool_; }
-  uint64_t kv_bytes() const { return kv_.bytes(); }
+  uint64_t kv_bytes() const { return kv_->bytes(); }
   uint64_t scratch_bytes() const;
 
  private:
@@ -70,10 +68,13 @@ class Context {   // sequences + their f16 KV cache (blocks) + scratch + thread 
 
   std::shared_ptr<const Model> model_;
   ContextOptions opts_;
-  ThreadPool pool_;
-  KvCache kv_;
+  KvBlocks blocks_;
+  std::unique_ptr<KvStore> kv_;
+  std::unique_ptr<Stream> stream_;
   std::vector<SequenceKv> seqs_;
   std::unique_ptr<Workspace> ws_;
+  std::vector<int32_t> pos_, out_rows_;       // [n_batch] of the batch being run
+  std::vector<const int32_t*> block_table_;   // [n_batch]
   std::vector<float> logits_;  // [rows][n_vocab]
   // Flattened batch of eval_batch: per token its sequence, id, position and logits row (-1: none).
   struct Flat {

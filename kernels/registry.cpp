@@ -3,7 +3,6 @@
 
 #include <cstdlib>
 #include <map>
-#include <mutex>
 
 #include "core/error.h"
 
@@ -57,8 +56,19 @@ std::string op_key(Op op, GgmlType wtype) {
   return std::string(op_name(op)) + "_" + std::string(type_name(wtype));
 }
 
+std::string DeviceCaps::describe() const {
+  return std::string(backend_name(backend)) + " (" + cpu.describe() + ")";
+}
+
+DeviceCaps host_caps(Backend backend) {
+  DeviceCaps c;
+  c.backend = backend;
+  c.cpu = cpu_caps();
+  return c;
+}
+
 void KernelRegistry::add(Op op, Backend backend, GgmlType wtype, std::string variant, int priority,
-                         int64_t row_block, SupportsFn supports, MatmulFn run) {
+                         int64_t row_block, SupportsFn supports, MatmulFn run, int64_t max_tokens) {
   MatmulKernel k;
   k.op = op;
   k.backend = backend;
@@ -68,6 +78,7 @@ void KernelRegistry::add(Op op, Backend backend, GgmlType wtype, std::string var
   k.variant = std::move(variant);
   k.priority = priority;
   k.row_block = row_block < 1 ? 1 : row_block;
+  k.max_tokens = op == Op::Gemv ? 1 : max_tokens;
   k.supports = supports;
   k.run = run;
   for (const MatmulKernel& other : kernels_)
@@ -91,10 +102,15 @@ const MatmulKernel* find_kernel(std::string_view name) {
   return nullptr;
 }
 
-bool kernel_supports(const MatmulKernel& k, const MatmulShape& s, const CpuCaps& caps) {
+bool backend_runs(Backend device, Backend kernel_backend) {
+  return device == kernel_backend || (device == Backend::Cpu && kernel_backend == Backend::Ref);
+}
+
+bool kernel_supports(const MatmulKernel& k, const MatmulShape& s, const DeviceCaps& caps) {
+  if (!backend_runs(caps.backend, k.backend)) return false;
   if (k.wtype != s.wtype) return false;
-  if (k.op == Op::Gemv && s.n_tokens > 1) return false;
-  if (s.n_in < 0 || s.n_out < 0 || s.n_tokens < 0) return false;
+  if (s.n_tokens < 1 || (k.max_tokens > 0 && s.n_tokens > k.max_tokens)) return false;
+  if (s.n_in < 0 || s.n_out < 0) return false;
   if (s.n_in % type_traits(s.wtype).block_size != 0) return false;
   // Q8 activations come in 32-value blocks (Q8_K in 256-value blocks, implied by the K-quant types).
   if (k.act != ActType::F32 && k.act != ActType::F16 && k.act != ActType::BF16 && s.n_in % 32 != 0)
@@ -103,17 +119,6 @@ bool kernel_supports(const MatmulKernel& k, const MatmulShape& s, const CpuCaps&
 }
 
 namespace {
-
-struct Overrides {
-  std::mutex mu;
-  std::map<std::string, std::string> by_key;
-  bool env_read = false;
-};
-
-Overrides& overrides() {
-  static Overrides o;
-  return o;
-}
 
 void parse_into(std::map<std::string, std::string>& m, const std::string& list) {
   size_t pos = 0;
@@ -132,51 +137,32 @@ void parse_into(std::map<std::string, std::string>& m, const std::string& list) 
   }
 }
 
-// Reads TESSERA_KERNELS once, under the lock.
-void read_env_locked(Overrides& o) {
-  if (o.env_read) return;
-  o.env_read = true;
-  if (const char* env = std::getenv("TESSERA_KERNELS")) parse_into(o.by_key, env);
-}
-
 }  // namespace
 
-void set_kernel_override(const std::string& key, const std::string& name) {
-  Overrides& o = overrides();
-  std::lock_guard<std::mutex> lock(o.mu);
-  read_env_locked(o);
+KernelPolicy KernelPolicy::from_env() {
+  KernelPolicy p;
+  if (const char* env = std::getenv("TESSERA_KERNELS")) p.parse(env);
+  return p;
+}
+
+void KernelPolicy::set(const std::string& key, const std::string& name) {
   if (key.empty()) throw_error("kernel override needs an op key (e.g. gemv_q4_K)");
-  if (name.empty()) o.by_key.erase(key);
-  else o.by_key[key] = name;
+  if (name.empty()) by_key_.erase(key);
+  else by_key_[key] = name;
 }
 
-void set_kernel_overrides(const std::string& list) {
-  Overrides& o = overrides();
-  std::lock_guard<std::mutex> lock(o.mu);
-  read_env_locked(o);
-  std::map<std::string, std::string> m = o.by_key;
+void KernelPolicy::parse(const std::string& list) {
+  std::map<std::string, std::string> m = by_key_;
   parse_into(m, list);
-  o.by_key = std::move(m);
+  by_key_ = std::move(m);
 }
 
-void clear_kernel_overrides() {
-  Overrides& o = overrides();
-  std::lock_guard<std::mutex> lock(o.mu);
-  o.env_read = true;  // an explicit clear also drops what the environment said
-  o.by_key.clear();
-}
-
-const MatmulKernel& select_matmul_kernel(const MatmulShape& s, const CpuCaps& caps) {
+const MatmulKernel& KernelPolicy::choose(const MatmulShape& s, const DeviceCaps& caps) const {
   const Op op = s.n_tokens > 1 ? Op::Gemm : Op::Gemv;
   const std::string key = op_key(op, s.wtype);
   std::string forced;
-  {
-    Overrides& o = overrides();
-    std::lock_guard<std::mutex> lock(o.mu);
-    read_env_locked(o);
-    if (auto it = o.by_key.find(key); it != o.by_key.end()) forced = it->second;
-    else if (auto star = o.by_key.find("*"); star != o.by_key.end()) forced = star->second;
-  }
+  if (auto it = by_key_.find(key); it != by_key_.end()) forced = it->second;
+  else if (auto star = by_key_.find("*"); star != by_key_.end()) forced = star->second;
   const std::string act(act_type_name(activation_type_for(s.wtype)));
   if (!forced.empty()) {
     const MatmulKernel* k = find_kernel(forced);
@@ -185,21 +171,43 @@ const MatmulKernel& select_matmul_kernel(const MatmulShape& s, const CpuCaps& ca
     if (k->op != op || k->wtype != s.wtype)
       throw_error("kernel override {}={}: that kernel does not implement {}", key, forced, key);
     if (!kernel_supports(*k, s, caps))
-      throw_error("kernel override {}={}: not supported here for n_in={} n_out={} n_tokens={} (cpu: {})",
-                  key, k->name, s.n_in, s.n_out, s.n_tokens, caps.describe());
+      throw_error("kernel override {}={}: not supported here for n_in={} n_out={} n_tokens={} ({})", key, k->name,
+                  s.n_in, s.n_out, s.n_tokens, caps.describe());
     return *k;
   }
   const MatmulKernel* best = nullptr;
   for (const MatmulKernel& k : matmul_kernels()) {
     if (k.op != op || k.wtype != s.wtype) continue;
-    if (k.backend != Backend::Cpu && k.backend != Backend::Ref) continue;
     if (!kernel_supports(k, s, caps)) continue;
     if (!best || k.priority > best->priority) best = &k;
   }
   if (!best)
-    throw_error("no kernel for {} (weights {}, n_in={} n_out={} n_tokens={}) on this CPU ({})", key,
-                type_name(s.wtype), s.n_in, s.n_out, s.n_tokens, caps.describe());
+    throw_error("no kernel for {} (weights {}, n_in={} n_out={} n_tokens={}) on {}", key, type_name(s.wtype), s.n_in,
+                s.n_out, s.n_tokens, caps.describe());
   return *best;
+}
+
+BoundMatmul BoundMatmul::bind(const KernelPolicy& policy, GgmlType wtype, int64_t n_in, int64_t n_out,
+                              const DeviceCaps& caps) {
+  BoundMatmul b;
+  b.by_tokens[1] = &policy.choose(MatmulShape{wtype, n_in, n_out, 1}, caps);  // throws: nothing runs this weight
+  auto try_choose = [&](int64_t n) -> const MatmulKernel* {
+    try {
+      return &policy.choose(MatmulShape{wtype, n_in, n_out, n}, caps);
+    } catch (const Error& e) {
+      if (b.unsupported.empty()) b.unsupported = e.what();
+      return nullptr;
+    }
+  };
+  for (int64_t n = 2; n <= kSmall; ++n) b.by_tokens[n] = try_choose(n);
+  b.many = try_choose(int64_t{1} << 30);
+  return b;
+}
+
+const MatmulKernel& BoundMatmul::for_tokens(int64_t n) const {
+  const MatmulKernel* k = n <= kSmall ? by_tokens[n < 1 ? 1 : n] : many;
+  if (!k) throw_error("no kernel bound for {} tokens: {}", n, unsupported);
+  return *k;
 }
 
 }  // namespace tessera::ops

@@ -4,6 +4,7 @@
 // all read this one table. Adding a variant = one kernel file + one line in a registration function.
 #pragma once
 #include <cstdint>
+#include <map>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -32,8 +33,19 @@ struct MatmulShape {
   int64_t n_in = 0, n_out = 0, n_tokens = 0;
 };
 
+// What a backend's device offers kernels to choose by. CPU kernels look at `cpu`.
+struct DeviceCaps {
+  Backend backend = Backend::Cpu;
+  CpuCaps cpu;
+  std::string describe() const;  // "cpu (avx2 fma ...)"
+};
+
+// The capabilities of this machine's CPU as the cpu / ref backends see it (TESSERA_CPU_LEVEL applied).
+DeviceCaps host_caps(Backend backend = Backend::Cpu);
+
 struct MatmulKernel;
-using SupportsFn = bool (*)(const MatmulKernel&, const MatmulShape&, const CpuCaps&);
+// Extra conditions of a kernel (CPU features, row lengths); the common shape and type checks are separate.
+using SupportsFn = bool (*)(const MatmulKernel&, const MatmulShape&, const DeviceCaps&);
 
 struct MatmulKernel {
   std::string name;     // <op>_<weight>_<act>_<variant>
@@ -44,16 +56,17 @@ struct MatmulKernel {
   std::string variant;  // "ref", "scalar", "avx2", "avx512", ...
   int priority = 0;     // among supported kernels of one op key, the highest is chosen
   int64_t row_block = 1;  // rows per work item are a multiple of this (except the matrix's tail)
-  SupportsFn supports = nullptr;  // extra conditions (CPU features); shape/type checks are common
+  int64_t max_tokens = 0; // most tokens per call (0: any; gemv kernels: 1)
+  SupportsFn supports = nullptr;
   MatmulFn run = nullptr;
 };
 
 // The registry's builder, handed to the registration functions below.
 class KernelRegistry {
  public:
-  // Adds a kernel named <op>_<wtype>_<act>_<variant>; act follows from wtype.
+  // Adds a kernel named <op>_<wtype>_<act>_<variant>; act follows from wtype. max_tokens 0: gemv 1, gemm any.
   void add(Op op, Backend backend, GgmlType wtype, std::string variant, int priority, int64_t row_block,
-           SupportsFn supports, MatmulFn run);
+           SupportsFn supports, MatmulFn run, int64_t max_tokens = 0);
   const std::vector<MatmulKernel>& kernels() const { return kernels_; }
 
  private:
@@ -71,22 +84,48 @@ const MatmulKernel* find_kernel(std::string_view name);
 // The op key overrides are keyed by: "<op>_<weight type>", e.g. "gemv_iq4_nl".
 std::string op_key(Op op, GgmlType wtype);
 
-// True when kernel k can run this shape on a CPU with these capabilities (type, op, block multiple,
+// True when a device of this backend can run kernels of kernel_backend (a CPU also runs the reference).
+bool backend_runs(Backend device, Backend kernel_backend);
+
+// True when kernel k can run this shape on this device (backend, type, op, token count, block multiple,
 // and the kernel's own supports()).
-bool kernel_supports(const MatmulKernel& k, const MatmulShape& shape, const CpuCaps& caps);
+bool kernel_supports(const MatmulKernel& k, const MatmulShape& shape, const DeviceCaps& caps);
 
-// Overrides: op key -> kernel name or variant ("gemv_q4_K" -> "gemv_q4_K_q8_K_avx2" or "avx2");
-// the key "*" sets a variant for every op key without its own override. Read first from
-// TESSERA_KERNELS="key=name,key=name", then changed by set_kernel_override (the CLI's --kernel flag).
-// An unknown name is an error when the kernel is chosen. An empty name removes the override.
-void set_kernel_override(const std::string& op_key, const std::string& name);
-// Parses "key=name,key=name" and applies each; throws tessera::Error on a malformed list.
-void set_kernel_overrides(const std::string& list);
-void clear_kernel_overrides();
+// Which kernel each op key uses: an override by name or by variant ("gemv_q4_K=gemv_q4_K_q8_K_avx2",
+// "gemv_q4_K=avx2"; the key "*" covers every op key without its own), else the supported kernel of
+// the highest priority. It is part of a model's load options (TESSERA_KERNELS and --kernel fill it);
+// kernels are chosen with it once, when weights are bound.
+class KernelPolicy {
+ public:
+  // The policy TESSERA_KERNELS="key=name,key=name" describes (empty when unset).
+  static KernelPolicy from_env();
+  // One override; an empty name removes it.
+  void set(const std::string& op_key, const std::string& name);
+  // Applies "key=name,key=name"; throws tessera::Error on a malformed list (and changes nothing then).
+  void parse(const std::string& list);
+  bool empty() const { return by_key_.empty(); }
 
-// The kernel ops::matmul uses for this shape on this CPU: the override when one is set (an error if it
-// names no kernel of this op key or one that cannot run the shape), else the supported kernel with the
-// highest priority. Never falls back silently: throws tessera::Error when nothing supports the shape.
-const MatmulKernel& select_matmul_kernel(const MatmulShape& shape, const CpuCaps& caps);
+  // The kernel for this shape on this device: the override when one is set (an error if it names no
+  // kernel of this op key or one that cannot run the shape), else the supported kernel with the highest
+  // priority. Never falls back silently: throws tessera::Error when nothing supports the shape.
+  const MatmulKernel& choose(const MatmulShape& shape, const DeviceCaps& caps) const;
+
+ private:
+  std::map<std::string, std::string> by_key_;
+};
+
+// The kernels bound to one weight matrix at load, by the number of tokens of a call.
+struct BoundMatmul {
+  static constexpr int64_t kSmall = 8;         // token counts bound one by one
+  const MatmulKernel* by_tokens[kSmall + 1] = {};  // [n] for 1 <= n <= kSmall
+  const MatmulKernel* many = nullptr;          // more than kSmall tokens
+  std::string unsupported;                     // why an entry is null (an override that cannot run it)
+
+  // Chooses with the policy for every token count (throws when not even one token can run).
+  static BoundMatmul bind(const KernelPolicy& policy, GgmlType wtype, int64_t n_in, int64_t n_out,
+                          const DeviceCaps& caps);
+  // The kernel for n tokens; throws tessera::Error (with `unsupported`) when none was bound.
+  const MatmulKernel& for_tokens(int64_t n) const;
+};
 
 }  // namespace tessera::ops

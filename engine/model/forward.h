@@ -1,38 +1,27 @@
-// The forward pass of a batch of tokens (from one or more sequences): the batch description, the
-// scratch it runs in (allocated once per context), and the per-architecture entry points.
+// The forward pass of a batch of tokens (from one or more sequences) against the backend interface:
+// the scratch it runs in (allocated once per context on the backend) and the forward of each
+// architecture family (forward_moe.cpp: qwen3moe; forward_dense.cpp: qwen3, qwen2).
 #pragma once
 #include <chrono>
 #include <cstdint>
-#include <functional>
+#include <memory>
 #include <vector>
 
-#include "core/thread_pool.h"
-#include "engine/kv/kv_cache.h"
+#include "engine/backend/backend.h"
 #include "engine/model/model.h"
-#include "engine/ops/matmul.h"
 
 namespace tessera::engine {
 
-struct Batch {
-  int64_t n_tokens = 0;
-  const int32_t* tokens = nullptr;              // [n_tokens]
-  const int32_t* pos = nullptr;                 // [n_tokens] position in its sequence
-  const int32_t* const* block_table = nullptr;  // [n_tokens] KV block ids of its sequence
-  const int32_t* out_rows = nullptr;            // [n_out] tokens whose logits are wanted
-  int64_t n_out = 0;
-  float* logits = nullptr;                      // [n_out][n_vocab]
-};
-
 // Where the time of forward passes goes (TESSERA_PROFILE=1; printed when the context ends).
 // mark(stage) charges the time since the previous mark to `stage`; off, it is one branch.
-enum class Stage { Embed, Norms, QKV, RopeKV, Attention, AttnOut, Router, Routing, ExpertsGateUp, ExpertsDown,
-                   ExpertsSum, FFN, Output, kCount };
+enum class Stage { Embed, Norms, QKV, RopeKV, Attention, AttnOut, Router, Routing, Experts, FFN, Output, kCount };
 struct StageProfile {
   bool on = false;
   int kind = 0;  // 0: decode (one token per sequence), 1: batch
   double ms[2][static_cast<int>(Stage::kCount)] = {};
   int64_t forwards[2] = {}, tokens[2] = {};
   std::chrono::steady_clock::time_point last;
+  Stream* stream = nullptr;  // synced at each mark so the time lands on the stage that spent it
   void begin(int64_t n_tokens, bool decode) {
     if (!on) return;
     kind = decode ? 0 : 1;
@@ -42,6 +31,7 @@ struct StageProfile {
   }
   void mark(Stage s) {
     if (!on) return;
+    if (stream) stream->sync();
     const auto now = std::chrono::steady_clock::now();
     ms[kind][static_cast<int>(s)] += std::chrono::duration<double, std::milli>(now - last).count();
     last = now;
@@ -49,54 +39,36 @@ struct StageProfile {
   void print() const;  // to stderr
 };
 
-// Scratch for up to n_batch tokens; sized once, never reallocated in the forward pass.
+// Activations for up to n_batch tokens, in backend memory; sized once, never reallocated.
 struct Workspace {
-  Workspace(const ModelConfig& c, int64_t n_batch);
+  Workspace(Backend& backend, const ModelConfig& c, int64_t n_batch);
   uint64_t bytes() const;
 
   int64_t n_batch;
-  std::vector<float> x;          // [n_batch][n_embd] residual stream
-  std::vector<float> h;          // [n_batch][n_embd] normed input / projection output
-  std::vector<float> q;          // [n_batch][n_head*head_dim]
-  std::vector<float> k, v;       // [n_batch][n_head_kv*head_dim]
-  std::vector<float> attn;       // [n_batch][n_head*head_dim]
-  std::vector<float> rope_cos, rope_sin;  // [n_batch][head_dim/2]
-  std::vector<float> ffn_gate, ffn_up;    // dense: [n_batch][n_ff]
-  // MoE
-  std::vector<float> router;          // [n_batch][n_expert] logits, then probabilities
-  std::vector<int32_t> sel_expert;    // [n_batch][n_expert_used]
-  std::vector<float> sel_weight;      // [n_batch][n_expert_used]
-  std::vector<int32_t> sel_row;       // [n_batch][n_expert_used] row of (token, slot) in the expert buffers
-  std::vector<int32_t> expert_count, expert_offset, expert_fill;  // [n_expert]
-  std::vector<float> moe_x;           // [n_batch*n_expert_used][n_embd] inputs grouped by expert
-  std::vector<float> moe_gate, moe_up;  // [n_batch*n_expert_used][n_ff_exp]
-  std::vector<float> moe_down;        // [n_batch*n_expert_used][n_embd]
-  std::vector<ops::MatmulJob> jobs;   // capacity 2*n_expert + 3
-  std::vector<float> out_h;           // [n_batch][n_embd] final-normed rows for the output head
-  // Batch bookkeeping filled by Context
-  std::vector<int32_t> pos, out_rows;
-  std::vector<const int32_t*> block_table;
+  std::unique_ptr<Buffer> x;          // [n_batch][n_embd] residual stream
+  std::unique_ptr<Buffer> h;          // [n_batch][n_embd] normed input / projection output
+  std::unique_ptr<Buffer> q;          // [n_batch][n_head * head_dim]
+  std::unique_ptr<Buffer> k, v;       // [n_batch][n_head_kv * head_dim]
+  std::unique_ptr<Buffer> attn;       // [n_batch][n_head * head_dim]
+  std::unique_ptr<Buffer> ffn_gate, ffn_up;  // dense: [n_batch][n_ff]
+  std::unique_ptr<Buffer> router;     // MoE: [n_batch][n_expert] router logits
+  std::unique_ptr<Buffer> expert_ids; // MoE: int32 [n_batch][n_expert_used]
+  std::unique_ptr<Buffer> expert_w;   // MoE: [n_batch][n_expert_used] routing weights
+  std::unique_ptr<Buffer> out_h;      // [n_batch][n_embd] final-normed rows for the output head
   StageProfile prof;
 };
 
 // Runs the model on a batch: writes K/V of every token into the cache and the requested logits.
-void forward(const Model& m, const Batch& b, KvCache& kv, Workspace& ws, ThreadPool& pool);
+void forward(const Model& m, const Batch& b, KvStore& kv, Workspace& ws, Stream& s);
 
-void forward_qwen3moe(const Model& m, const Batch& b, KvCache& kv, Workspace& ws, ThreadPool& pool);
-void forward_qwen3(const Model& m, const Batch& b, KvCache& kv, Workspace& ws, ThreadPool& pool);
-void forward_qwen2(const Model& m, const Batch& b, KvCache& kv, Workspace& ws, ThreadPool& pool);
+// The architecture families (the Architecture table in model.cpp points at these).
+void forward_moe(const Model& m, const Batch& b, KvStore& kv, Workspace& ws, Stream& s);
+void forward_dense(const Model& m, const Batch& b, KvStore& kv, Workspace& ws, Stream& s);
 
 // Shared blocks (engine/model/blocks.cpp).
-// Runs fn(begin, end) over [0, n) split into chunks of about `grain` rows on the pool (inline when
-// the work is small), for the row-wise ops around the matmuls.
-void parallel_rows(ThreadPool& pool, int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn);
-void embed_tokens(const Model& m, const Batch& b, Workspace& ws);                 // ws.x = embeddings
-void prepare_rope(const Model& m, const Batch& b, Workspace& ws);                 // angle tables
 // x += Wo attention(rope(qk_norm(Wq h + bq)), rope(qk_norm(Wk h + bk)), Wv h + bv), h = rmsnorm(x) * attn_norm
-void attention_block(const Model& m, int layer, const Batch& b, KvCache& kv, Workspace& ws, ThreadPool& pool);
-// x += Wdown(silu(Wgate h) * Wup h), h = rmsnorm(x) * ffn_norm
-void dense_ffn_block(const Model& m, int layer, const Batch& b, Workspace& ws, ThreadPool& pool);
+void attention_block(const Model& m, int layer, const Batch& b, KvStore& kv, Workspace& ws, Stream& s);
 // logits = Wout (rmsnorm(x) * output_norm) (+ bias) for the requested rows
-void output_head(const Model& m, const Batch& b, Workspace& ws, ThreadPool& pool);
+void output_head(const Model& m, const Batch& b, Workspace& ws, Stream& s);
 
 }  // namespace tessera::engine

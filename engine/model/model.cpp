@@ -6,6 +6,7 @@
 #include <map>
 
 #include "core/error.h"
+#include "engine/model/forward.h"
 #include "gguf/codecs.h"
 
 namespace tessera::engine {
@@ -30,14 +31,34 @@ std::string shape_str(std::initializer_list<int64_t> ne) {
 
 double gib(uint64_t b) { return static_cast<double>(b) / (1024.0 * 1024.0 * 1024.0); }
 
+// The architectures Tessera runs: one row each.
+const Architecture kArchitectures[] = {
+    {"qwen3moe", /*moe=*/true, /*qk_norm=*/true, /*qkv_bias=*/false, /*output_bias=*/false, forward_moe},
+    {"qwen3", /*moe=*/false, /*qk_norm=*/true, /*qkv_bias=*/false, /*output_bias=*/false, forward_dense},
+    {"qwen2", /*moe=*/false, /*qk_norm=*/false, /*qkv_bias=*/true, /*output_bias=*/true, forward_dense},
+};
+
 }  // namespace
+
+const Architecture* find_architecture(std::string_view name) {
+  for (const Architecture& a : kArchitectures)
+    if (name == a.name) return &a;
+  return nullptr;
+}
+
+std::string supported_architectures() {
+  std::string s;
+  for (const Architecture& a : kArchitectures) s += (s.empty() ? "" : ", ") + std::string(a.name);
+  return s;
+}
 
 Model::Model(gguf::File file) : file_(std::move(file)) {}
 
 std::shared_ptr<Model> Model::load(const std::string& path, const LoadOptions& opts) {
   auto model = std::make_shared<Model>(gguf::File::open(path));
   model->read_config();
-  model->bind_weights();
+  model->backend_ = make_backend(opts.backend);
+  model->bind_weights(opts.kernels);
   if (opts.print_plan) {
     const ModelConfig& c = model->config_;
     std::fprintf(stderr, "tessera: model %s (%s): %lld layers, embd %lld, heads %lld/%lld x %lld, vocab %lld",
@@ -48,9 +69,10 @@ std::shared_ptr<Model> Model::load(const std::string& path, const LoadOptions& o
                    (long long)c.n_expert_used, (long long)c.n_ff_exp);
     else
       std::fprintf(stderr, ", ffn %lld", (long long)c.n_ff);
-    std::fprintf(stderr, "\ntessera: memory plan: weights %.3f GiB mmap'd zero-copy (%.3f B params)%s\n",
+    std::fprintf(stderr, "\ntessera: memory plan: weights %.3f GiB mmap'd zero-copy (%.3f B params)%s, backend %s\n",
                  gib(model->weight_bytes_), static_cast<double>(model->n_params_) * 1e-9,
-                 model->weights_.tied_output ? ", output tied to token_embd" : "");
+                 model->weights_.tied_output ? ", output tied to token_embd" : "",
+                 model->backend_->caps().describe().c_str());
   }
   return model;
 }
@@ -59,8 +81,8 @@ void Model::read_config() {
   const gguf::File& f = file_;
   ModelConfig& c = config_;
   c.arch = f.get_string("general.architecture");
-  if (c.arch != "qwen3moe" && c.arch != "qwen3" && c.arch != "qwen2")
-    throw_error("{}: architecture '{}' is not supported (qwen3moe, qwen3, qwen2)", f.path(), c.arch);
+  arch_ = find_architecture(c.arch);
+  if (!arch_) throw_error("{}: architecture '{}' is not supported ({})", f.path(), c.arch, supported_architectures());
   const std::string p = c.arch + ".";
   c.n_embd = f.get_int(p + "embedding_length");
   c.n_layer = f.get_int(p + "block_count");
@@ -80,7 +102,7 @@ void Model::read_config() {
   c.n_ctx_train = f.get_int_or(p + "context_length", 0);
   c.rope_base = f.get_float_or(p + "rope.freq_base", 10000.0);
   c.eps = f.get_float(p + "attention.layer_norm_rms_epsilon");
-  if (c.arch == "qwen3moe") {
+  if (arch_->moe) {
     if (c.n_expert <= 0 || c.n_expert_used <= 0 || c.n_expert_used > c.n_expert || c.n_expert_used > 64)
       throw_error("{}: bad expert counts ({} experts, {} used)", f.path(), c.n_expert, c.n_expert_used);
     if (c.n_ff_exp <= 0) {  // older files: take it from the tensor
@@ -94,22 +116,24 @@ void Model::read_config() {
   c.n_vocab = emb.ne[1];
 }
 
-const float* Model::f32_vector(const std::string& name, int64_t n, bool required) {
+Vector Model::f32_vector(const std::string& name, int64_t n, bool required) {
   const gguf::TensorInfo* t = file_.find_tensor(name);
   if (!t) {
     if (required) throw_error("{}: missing tensor '{}' (needed by {})", file_.path(), name, config_.arch);
-    return nullptr;
+    return {};
   }
   if (t->n_elements() != n || t->ne[0] != n)
     throw_error("{}: tensor '{}' has shape {} but {} needs {}", file_.path(), name, shape_str(t->ne, t->n_dims),
                 config_.arch, shape_str({n}));
-  if (t->type == GgmlType::F32) return reinterpret_cast<const float*>(t->data);
+  if (t->type == GgmlType::F32) return backend_->upload_vector(reinterpret_cast<const float*>(t->data), n);
+  if (!has_decoder(t->type))
+    throw_error("{}: tensor '{}' has type {} which has no decoder", file_.path(), name, type_name(t->type));
   owned_.emplace_back(static_cast<size_t>(n));
   dequantize_row(t->type, t->data, owned_.back().data(), n);
-  return owned_.back().data();
+  return backend_->upload_vector(owned_.back().data(), n);
 }
 
-void Model::bind_weights() {
+void Model::bind_weights(const ops::KernelPolicy& policy) {
   const ModelConfig& c = config_;
   const std::string& path = file_.path();
   auto find = [&](const std::string& name) -> const gguf::TensorInfo& {
@@ -125,34 +149,40 @@ void Model::bind_weights() {
       throw_error("{}: tensor '{}' has shape {} but {} needs {}", path, t.name, shape_str(t.ne, t.n_dims), c.arch,
                   shape_str(want));
   };
+  // Uploads a matrix (or expert stack) and binds its kernels; a type no kernel runs is a load error.
+  auto upload = [&](const gguf::TensorInfo& t) {
+    try {
+      return backend_->upload_matrix(t, policy);
+    } catch (const Error& e) {
+      throw_error("{}: tensor '{}' ({}): {}", path, t.name, type_name(t.type), e.what());
+    }
+  };
   auto matrix = [&](const std::string& name, int64_t n_in, int64_t n_out) {
     const gguf::TensorInfo& t = find(name);
     check(t, {n_in, n_out});
-    return ops::WeightView{t.type, t.data, n_in, n_out, t.row_bytes()};
+    return upload(t);
   };
   auto experts = [&](const std::string& name, int64_t n_in, int64_t n_out) {
     const gguf::TensorInfo& t = find(name);
     check(t, {n_in, n_out, c.n_expert});
-    ExpertWeights e;
-    e.first = ops::WeightView{t.type, t.data, n_in, n_out, t.row_bytes()};
-    e.stride = t.row_bytes() * static_cast<size_t>(n_out);
-    return e;
+    return upload(t);
   };
 
   const int64_t q_dim = c.n_head * c.head_dim, kv_dim = c.n_head_kv * c.head_dim;
   ModelWeights& w = weights_;
-  w.token_embd = &find("token_embd.weight");
-  check(*w.token_embd, {c.n_embd, c.n_vocab});
-  if (!has_decoder(w.token_embd->type))
-    throw_error("{}: tensor 'token_embd.weight' has type {} which has no decoder", path, type_name(w.token_embd->type));
+  const gguf::TensorInfo& embd = find("token_embd.weight");
+  check(embd, {c.n_embd, c.n_vocab});
+  if (!has_decoder(embd.type))
+    throw_error("{}: tensor 'token_embd.weight' has type {} which has no decoder", path, type_name(embd.type));
+  w.token_embd = backend_->upload_table(embd);
   w.output_norm = f32_vector("output_norm.weight", c.n_embd, true);
   if (file_.find_tensor("output.weight")) {
     w.output = matrix("output.weight", c.n_embd, c.n_vocab);
   } else {
     w.tied_output = true;
-    w.output = ops::WeightView{w.token_embd->type, w.token_embd->data, c.n_embd, c.n_vocab, w.token_embd->row_bytes()};
+    w.output = upload(embd);
   }
-  if (c.arch == "qwen2") w.output_bias = f32_vector("output.bias", c.n_vocab, false);
+  if (arch_->output_bias) w.output_bias = f32_vector("output.bias", c.n_vocab, false);
 
   w.layers.resize(static_cast<size_t>(c.n_layer));
   for (int64_t i = 0; i < c.n_layer; ++i) {
@@ -163,16 +193,17 @@ void Model::bind_weights() {
     L.wk = matrix(b + "attn_k.weight", c.n_embd, kv_dim);
     L.wv = matrix(b + "attn_v.weight", c.n_embd, kv_dim);
     L.wo = matrix(b + "attn_output.weight", q_dim, c.n_embd);
-    if (c.arch == "qwen2") {
+    if (arch_->qkv_bias) {
       L.bq = f32_vector(b + "attn_q.bias", q_dim, true);
       L.bk = f32_vector(b + "attn_k.bias", kv_dim, true);
       L.bv = f32_vector(b + "attn_v.bias", kv_dim, true);
-    } else {
+    }
+    if (arch_->qk_norm) {
       L.q_norm = f32_vector(b + "attn_q_norm.weight", c.head_dim, true);
       L.k_norm = f32_vector(b + "attn_k_norm.weight", c.head_dim, true);
     }
     L.ffn_norm = f32_vector(b + "ffn_norm.weight", c.n_embd, true);
-    if (c.arch == "qwen3moe") {
+    if (arch_->moe) {
       L.router = matrix(b + "ffn_gate_inp.weight", c.n_embd, c.n_expert);
       L.gate_exps = experts(b + "ffn_gate_exps.weight", c.n_embd, c.n_ff_exp);
       L.up_exps = experts(b + "ffn_up_exps.weight", c.n_embd, c.n_ff_exp);

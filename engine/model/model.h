@@ -5,9 +5,10 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <vector>
 
-#include "engine/ops/matmul.h"
+#include "engine/backend/backend.h"
 #include "gguf/gguf.h"
 #include "tokenizer/tokenizer.h"
 
@@ -30,53 +31,59 @@ struct ModelConfig {
   double eps = 1e-6;            // rmsnorm epsilon
 };
 
+class Model;
+struct Workspace;
+struct Batch;
+
+// An architecture as data: which tensors its layers have and which forward runs it.
+struct Architecture {
+  const char* name;       // general.architecture
+  bool moe = false;       // experts (ffn_*_exps, router) instead of a dense FFN
+  bool qk_norm = false;   // attn_q_norm / attn_k_norm
+  bool qkv_bias = false;  // attn_{q,k,v}.bias
+  bool output_bias = false;  // optional output.bias
+  void (*forward)(const Model&, const Batch&, KvStore&, Workspace&, Stream&) = nullptr;
+};
+// The architecture named so, or nullptr.
+const Architecture* find_architecture(std::string_view name);
+std::string supported_architectures();  // "qwen3moe, qwen3, qwen2"
+
 struct LoadOptions {
-  bool print_plan = true;  // print the weight memory plan to stderr
+  std::string backend = "cpu";  // "cpu" or "ref" (see make_backend)
+  ops::KernelPolicy kernels = ops::KernelPolicy::from_env();  // kernel overrides (--kernel, TESSERA_KERNELS)
+  bool print_plan = true;       // print the weight memory plan to stderr
 };
 
-// The n_expert matrices of a 3-D expert tensor: expert e is `first` shifted by e * stride bytes.
-struct ExpertWeights {
-  ops::WeightView first;  // expert 0
-  size_t stride = 0;      // bytes of one expert's matrix
-  ops::WeightView expert(int64_t e) const {
-    ops::WeightView w = first;
-    w.data += static_cast<size_t>(e) * stride;
-    return w;
-  }
-};
-
-// One transformer block's weights. Pointers to f32 vectors point into the file (F32 tensors) or into
-// Model-owned buffers (other types are decoded once at load). Absent optional pieces are nullptr.
+// One transformer block's weights on the backend. Absent optional pieces are empty.
 struct LayerWeights {
-  const float* attn_norm = nullptr;                // [n_embd]
-  ops::WeightView wq, wk, wv, wo;                  // q/k/v: n_embd -> heads*head_dim; o: back
-  const float* bq = nullptr;                       // qwen2 biases [n_head*head_dim]
-  const float* bk = nullptr;                       // [n_head_kv*head_dim]
-  const float* bv = nullptr;                       // [n_head_kv*head_dim]
-  const float* q_norm = nullptr;                   // qwen3 QK-norm [head_dim]
-  const float* k_norm = nullptr;                   // [head_dim]
-  const float* ffn_norm = nullptr;                 // [n_embd]
-  ops::WeightView ffn_gate, ffn_up, ffn_down;      // dense FFN
-  ops::WeightView router;                          // MoE: n_embd -> n_expert (F32 usually)
-  ExpertWeights gate_exps, up_exps, down_exps;     // MoE experts
+  Vector attn_norm;                    // [n_embd]
+  Matrix wq, wk, wv, wo;               // q/k/v: n_embd -> heads*head_dim; o: back
+  Vector bq, bk, bv;                   // qwen2 biases [heads*head_dim]
+  Vector q_norm, k_norm;               // qwen3 QK-norm [head_dim]
+  Vector ffn_norm;                     // [n_embd]
+  Matrix ffn_gate, ffn_up, ffn_down;   // dense FFN
+  Matrix router;                       // MoE: n_embd -> n_expert (F32 usually)
+  Matrix gate_exps, up_exps, down_exps;  // MoE experts: stacks of n_expert matrices
 };
 
 struct ModelWeights {
-  const gguf::TensorInfo* token_embd = nullptr;    // {n_embd, n_vocab}, rows decoded on lookup
-  const float* output_norm = nullptr;              // [n_embd]
-  ops::WeightView output;                          // n_embd -> n_vocab (token_embd when tied)
-  const float* output_bias = nullptr;              // qwen2, optional [n_vocab]
+  Table token_embd;                    // {n_embd, n_vocab}, rows decoded on lookup
+  Vector output_norm;                  // [n_embd]
+  Matrix output;                       // n_embd -> n_vocab (token_embd when tied)
+  Vector output_bias;                  // qwen2, optional [n_vocab]
   bool tied_output = false;
   std::vector<LayerWeights> layers;
 };
 
-class Model {  // zero-copy: weights are WeightViews into the mmap'd gguf::File
+class Model {  // the mapped file, its config, and its weights on one backend
  public:
   // Opens, validates and maps a model. Throws tessera::Error naming the file and the problem
   // (unsupported architecture, missing key, missing or mis-shaped tensor).
   static std::shared_ptr<Model> load(const std::string& path, const LoadOptions& opts = {});
 
   const ModelConfig& config() const { return config_; }
+  const Architecture& arch() const { return *arch_; }
+  Backend& backend() const { return *backend_; }
   const gguf::File& file() const { return file_; }
   const ModelWeights& weights() const { return weights_; }
   // The tokenizer is built on first use (the forward pass does not need it).
@@ -93,11 +100,13 @@ class Model {  // zero-copy: weights are WeightViews into the mmap'd gguf::File
 
  private:
   void read_config();
-  void bind_weights();
-  const float* f32_vector(const std::string& name, int64_t n, bool required);
+  void bind_weights(const ops::KernelPolicy& policy);
+  Vector f32_vector(const std::string& name, int64_t n, bool required);
 
   gguf::File file_;
   ModelConfig config_;
+  const Architecture* arch_ = nullptr;
+  std::shared_ptr<Backend> backend_;
   ModelWeights weights_;
   std::vector<std::vector<float>> owned_;  // decoded non-F32 vectors (norms, biases)
   uint64_t weight_bytes_ = 0;

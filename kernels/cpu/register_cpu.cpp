@@ -8,25 +8,17 @@ namespace tessera::ops {
 
 namespace {
 
-bool any_cpu(const MatmulKernel&, const MatmulShape&, const CpuCaps&) { return true; }
-bool avx2(const MatmulKernel&, const MatmulShape&, const CpuCaps& c) { return c.has_avx2(); }
-bool avxvnni(const MatmulKernel&, const MatmulShape&, const CpuCaps& c) { return c.has_avx2() && c.avx_vnni; }
-bool avx512(const MatmulKernel&, const MatmulShape&, const CpuCaps& c) { return c.has_avx512(); }
-bool avx512_bf16(const MatmulKernel&, const MatmulShape&, const CpuCaps& c) {
-  return c.has_avx512() && c.avx512_bf16;
+bool any_cpu(const MatmulKernel&, const MatmulShape&, const DeviceCaps&) { return true; }
+bool avx2(const MatmulKernel&, const MatmulShape&, const DeviceCaps& c) { return c.cpu.has_avx2(); }
+bool avxvnni(const MatmulKernel&, const MatmulShape&, const DeviceCaps& c) { return c.cpu.has_avx2() && c.cpu.avx_vnni; }
+bool avx512(const MatmulKernel&, const MatmulShape&, const DeviceCaps& c) { return c.cpu.has_avx512(); }
+bool avx512_vbmi(const MatmulKernel&, const MatmulShape&, const DeviceCaps& c) {
+  return c.cpu.has_avx512() && c.cpu.avx512_vbmi;
 }
 
 // A few tokens (several sequences decoding, a rarely chosen expert in prefill): the fused kernels
 // decode each block once for up to 4 tokens; past that the unpacked tiles of the GEMM win.
 constexpr int64_t kFewTokens = 4;
-bool avx512_few(const MatmulKernel&, const MatmulShape& s, const CpuCaps& c) {
-  return c.has_avx512() && s.n_tokens <= kFewTokens;
-}
-
-bool avx512_vbmi(const MatmulKernel&, const MatmulShape&, const CpuCaps& c) { return c.has_avx512() && c.avx512_vbmi; }
-bool avx512_vbmi_few(const MatmulKernel& k, const MatmulShape& s, const CpuCaps& c) {
-  return avx512_vbmi(k, s, c) && s.n_tokens <= kFewTokens;
-}
 
 bool is_float(GgmlType t) { return t == GgmlType::F32 || t == GgmlType::F16 || t == GgmlType::BF16; }
 
@@ -49,7 +41,6 @@ void register_cpu_kernels(KernelRegistry& r) {
       }
     }
   }
-  (void)avx512_bf16;
   // fused single-token kernels (decode)
   r.add(Op::Gemv, Backend::Cpu, GgmlType::Q4_K, "avx512_fused", 40, 16, avx512, gemv_q4_K_avx512);
   r.add(Op::Gemv, Backend::Cpu, GgmlType::Q5_K, "avx512_fused", 40, 16, avx512, gemv_q5_K_avx512);
@@ -62,18 +53,18 @@ void register_cpu_kernels(KernelRegistry& r) {
   r.add(Op::Gemv, Backend::Cpu, GgmlType::IQ4_XS, "avx512_fused", 40, 16, avx512, gemv_iq4_xs_avx512);
   r.add(Op::Gemv, Backend::Cpu, GgmlType::IQ4_NL, "avx512vbmi_fused", 45, 16, avx512_vbmi, gemv_iq4_nl_avx512vbmi);
   r.add(Op::Gemv, Backend::Cpu, GgmlType::Q4_0, "avx512vbmi_fused", 45, 16, avx512_vbmi, gemv_q4_0_avx512vbmi);
-  r.add(Op::Gemm, Backend::Cpu, GgmlType::IQ4_NL, "avx512vbmi_fused", 45, 16, avx512_vbmi_few, gemv_iq4_nl_avx512vbmi);
-  r.add(Op::Gemm, Backend::Cpu, GgmlType::Q4_0, "avx512vbmi_fused", 45, 16, avx512_vbmi_few, gemv_q4_0_avx512vbmi);
+  r.add(Op::Gemm, Backend::Cpu, GgmlType::IQ4_NL, "avx512vbmi_fused", 45, 16, avx512_vbmi, gemv_iq4_nl_avx512vbmi, kFewTokens);
+  r.add(Op::Gemm, Backend::Cpu, GgmlType::Q4_0, "avx512vbmi_fused", 45, 16, avx512_vbmi, gemv_q4_0_avx512vbmi, kFewTokens);
   // the same kernels for gemm with at most kFewTokens tokens
-  r.add(Op::Gemm, Backend::Cpu, GgmlType::Q4_K, "avx512_fused", 40, 16, avx512_few, gemv_q4_K_avx512);
-  r.add(Op::Gemm, Backend::Cpu, GgmlType::Q5_K, "avx512_fused", 40, 16, avx512_few, gemv_q5_K_avx512);
-  r.add(Op::Gemm, Backend::Cpu, GgmlType::Q6_K, "avx512_fused", 40, 16, avx512_few, gemv_q6_K_avx512);
-  r.add(Op::Gemm, Backend::Cpu, GgmlType::Q8_0, "avx512_fused", 40, 16, avx512_few, gemv_q8_0_avx512);
-  r.add(Op::Gemm, Backend::Cpu, GgmlType::Q4_0, "avx512_fused", 40, 16, avx512_few, gemv_q4_0_avx512);
-  r.add(Op::Gemm, Backend::Cpu, GgmlType::Q5_0, "avx512_fused", 40, 16, avx512_few, gemv_q5_0_avx512);
-  r.add(Op::Gemm, Backend::Cpu, GgmlType::IQ4_NL, "avx512_fused", 40, 16, avx512_few, gemv_iq4_nl_avx512);
-  r.add(Op::Gemm, Backend::Cpu, GgmlType::MXFP4, "avx512_fused", 40, 16, avx512_few, gemv_mxfp4_avx512);
-  r.add(Op::Gemm, Backend::Cpu, GgmlType::IQ4_XS, "avx512_fused", 40, 16, avx512_few, gemv_iq4_xs_avx512);
+  r.add(Op::Gemm, Backend::Cpu, GgmlType::Q4_K, "avx512_fused", 40, 16, avx512, gemv_q4_K_avx512, kFewTokens);
+  r.add(Op::Gemm, Backend::Cpu, GgmlType::Q5_K, "avx512_fused", 40, 16, avx512, gemv_q5_K_avx512, kFewTokens);
+  r.add(Op::Gemm, Backend::Cpu, GgmlType::Q6_K, "avx512_fused", 40, 16, avx512, gemv_q6_K_avx512, kFewTokens);
+  r.add(Op::Gemm, Backend::Cpu, GgmlType::Q8_0, "avx512_fused", 40, 16, avx512, gemv_q8_0_avx512, kFewTokens);
+  r.add(Op::Gemm, Backend::Cpu, GgmlType::Q4_0, "avx512_fused", 40, 16, avx512, gemv_q4_0_avx512, kFewTokens);
+  r.add(Op::Gemm, Backend::Cpu, GgmlType::Q5_0, "avx512_fused", 40, 16, avx512, gemv_q5_0_avx512, kFewTokens);
+  r.add(Op::Gemm, Backend::Cpu, GgmlType::IQ4_NL, "avx512_fused", 40, 16, avx512, gemv_iq4_nl_avx512, kFewTokens);
+  r.add(Op::Gemm, Backend::Cpu, GgmlType::MXFP4, "avx512_fused", 40, 16, avx512, gemv_mxfp4_avx512, kFewTokens);
+  r.add(Op::Gemm, Backend::Cpu, GgmlType::IQ4_XS, "avx512_fused", 40, 16, avx512, gemv_iq4_xs_avx512, kFewTokens);
   r.add(Op::Gemv, Backend::Cpu, GgmlType::Q4_K, "avxvnni_fused", 28, 16, avxvnni, gemv_q4_K_avxvnni);
   r.add(Op::Gemv, Backend::Cpu, GgmlType::Q5_K, "avxvnni_fused", 28, 16, avxvnni, gemv_q5_K_avxvnni);
   r.add(Op::Gemv, Backend::Cpu, GgmlType::Q6_K, "avxvnni_fused", 28, 16, avxvnni, gemv_q6_K_avxvnni);

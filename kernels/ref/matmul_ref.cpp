@@ -58,7 +58,7 @@ void matmul_ref(const MatmulArgs& a) {
   }
 }
 
-bool ref_supports(const MatmulKernel& k, const MatmulShape&, const CpuCaps&) { return has_decoder(k.wtype); }
+bool ref_supports(const MatmulKernel& k, const MatmulShape&, const DeviceCaps&) { return has_decoder(k.wtype); }
 
 }  // namespace
 

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "engine/context.h"
@@ -60,16 +61,19 @@ double nmse(const float* ref, const float* got, int64_t n) {
   return den > 0 ? num / den : num;
 }
 
-class GoldenLogits : public ::testing::TestWithParam<std::string> {};
+// (golden model, backend): every backend meets the same thresholds.
+class GoldenLogits : public ::testing::TestWithParam<std::tuple<std::string, std::string>> {};
 
 TEST_P(GoldenLogits, MatchesLlamaCpp) {
-  const std::string name = GetParam();
+  const std::string name = std::get<0>(GetParam());
+  const std::string backend = std::get<1>(GetParam());
   const fs::path path = kGolden / "models" / (name + ".gguf");
   // Real models (smollm2-135m-q4_1) are not stored in the golden folder: their tests find the file
   // where setup puts it, and are skipped by name until then.
   if (!fs::exists(path)) GTEST_SKIP() << name << ": model file not in tests/golden/models (a real model)";
   LoadOptions lo;
   lo.print_plan = false;
+  lo.backend = backend;
   auto model = Model::load(path.string(), lo);
   ContextOptions co;
   co.n_ctx = 512;
@@ -120,8 +124,8 @@ TEST_P(GoldenLogits, MatchesLlamaCpp) {
     const double top1_pct = 100.0 * static_cast<double>(top1) / static_cast<double>(rows);
     const double within_pct = 100.0 * static_cast<double>(within) / static_cast<double>(rows);
     std::sort(err.begin(), err.end(), std::greater<>());
-    std::printf("%-20s %-14s rows %3zu  median NMSE %.2e (<= %.1e)  max %.2e  <=6e-4 %5.1f%%  top-1 %5.1f%%  worst rows:",
-                name.c_str(), cname.c_str(), rows, median, budget, worst, within_pct, top1_pct);
+    std::printf("%-4s %-20s %-14s rows %3zu  median NMSE %.2e (<= %.1e)  max %.2e  <=6e-4 %5.1f%%  top-1 %5.1f%%  worst rows:",
+                backend.c_str(), name.c_str(), cname.c_str(), rows, median, budget, worst, within_pct, top1_pct);
     for (size_t i = 0; i < std::min<size_t>(3, rows); ++i) std::printf(" %zu:%.1e", err[i].second, err[i].first);
     std::printf("\n");
     EXPECT_LE(median, budget) << name << "/" << cname;
@@ -131,9 +135,10 @@ TEST_P(GoldenLogits, MatchesLlamaCpp) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Golden, GoldenLogits, ::testing::ValuesIn(golden_models()),
-                         [](const ::testing::TestParamInfo<std::string>& info) {
-                           std::string s = info.param;
+INSTANTIATE_TEST_SUITE_P(Golden, GoldenLogits,
+                         ::testing::Combine(::testing::ValuesIn(golden_models()), ::testing::Values("cpu", "ref")),
+                         [](const ::testing::TestParamInfo<std::tuple<std::string, std::string>>& info) {
+                           std::string s = std::get<0>(info.param) + "_" + std::get<1>(info.param);
                            for (char& ch : s)
                              if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
                            return s;

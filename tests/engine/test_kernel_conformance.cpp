@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "core/thread_pool.h"
-#include "engine/ops/matmul.h"
+#include "engine/backend/cpu_matmul.h"
 #include "kernels/registry.h"
 #include "gguf/codecs.h"
 #include "kernels/ref/act_quant.h"

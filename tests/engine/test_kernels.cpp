@@ -6,7 +6,7 @@
 #include <set>
 
 #include "core/error.h"
-#include "engine/ops/matmul.h"
+#include "engine/backend/cpu_matmul.h"
 #include "kernels/registry.h"
 #include "gguf/codecs.h"
 #include "kernels/cpu/cpu_kernels.h"

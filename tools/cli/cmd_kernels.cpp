@@ -20,16 +20,16 @@ using namespace tessera::ops;
 // A typical shape of each op (a 2048-wide row; K-quants need 256-multiples), to ask supports().
 MatmulShape typical_shape(const MatmulKernel& k) { return MatmulShape{k.wtype, 2048, 768, k.op == Op::Gemv ? 1 : 64}; }
 
-bool is_default(const MatmulKernel& k, const CpuCaps& caps) {
+bool is_default(const MatmulKernel& k, const DeviceCaps& caps) {
   try {
-    return &select_matmul_kernel(typical_shape(k), caps) == &k;
+    return &KernelPolicy().choose(typical_shape(k), caps) == &k;
   } catch (const Error&) {
     return false;
   }
 }
 
-void print_plain(const CpuCaps& caps) {
-  std::printf("cpu: %s\n", caps.describe().c_str());
+void print_plain(const DeviceCaps& caps) {
+  std::printf("device: %s\n", caps.describe().c_str());
   std::printf("%-36s %-7s %-5s %-7s %-5s %-13s %4s %-9s %s\n", "name", "backend", "op", "weight", "act", "variant",
               "prio", "supported", "default");
   for (const MatmulKernel& k : matmul_kernels()) {
@@ -41,9 +41,9 @@ void print_plain(const CpuCaps& caps) {
   }
 }
 
-void print_markdown(const CpuCaps& caps) {
+void print_markdown(const DeviceCaps& caps) {
   std::printf("Kernels registered in this build (`tessera kernels list --markdown`). \"here\" = supported on the\n");
-  std::printf("machine that generated this table (cpu: %s); \"default\" = what dispatch picks\n", caps.describe().c_str());
+  std::printf("machine that generated this table (%s); \"default\" = what dispatch picks\n", caps.describe().c_str());
   std::printf("for a 2048-wide row (gemv: 1 token, gemm: 64 tokens) with no override.\n\n");
   // coverage: op x weight type -> variants
   std::set<std::string> variants;
@@ -85,7 +85,7 @@ int cmd_kernels(int argc, char** argv) {
   const auto pos = args.positionals();
   args.finish();
   if (pos.size() != 1 || pos[0] != "list") throw_error("usage: tessera kernels list [--markdown]");
-  const CpuCaps& caps = cpu_caps();
+  const DeviceCaps caps = host_caps();
   if (markdown) print_markdown(caps);
   else print_plain(caps);
   return 0;

@@ -15,12 +15,14 @@
 #include "engine/model/model.h"
 #include "tools/cli/args.h"
 #include "tools/cli/commands.h"
+#include "tools/cli/tool_util.h"
 
 namespace tessera::cli {
 namespace {
 
 constexpr const char* kUsage =
-    "usage: tessera logits -m MODEL --prompt TEXT [--feed ID,ID,...] --out FILE [--backend cpu] [-t N]\n"
+    "usage: tessera logits -m MODEL --prompt TEXT [--feed ID,ID,...] --out FILE [--backend cpu|ref]\n"
+    "                      [--kernel OPKEY=NAME] [-t N]\n"
     "\n"
     "Evaluates the prompt as one batch and writes float32 logits [rows][n_vocab] to FILE: one row per\n"
     "prompt position, then one row after each --feed token (fed one at a time).\n";
@@ -60,12 +62,10 @@ int cmd_logits(int argc, char** argv) {
   const std::string prompt = args.require({"-p", "--prompt"});
   const std::string out_path = args.require({"-o", "--out"});
   const std::vector<int32_t> feed = parse_ids(args.get({"--feed"}, ""));
-  const std::string backend = args.get({"--backend"}, "cpu");
+  engine::LoadOptions lo = load_options(args);
   const int threads = static_cast<int>(args.get_int({"-t", "--threads"}, 2));
   args.finish();
-  if (backend != "cpu") throw_error("backend '{}' is not available (this build has: cpu)", backend);
 
-  engine::LoadOptions lo;
   lo.print_plan = false;
   auto model = engine::Model::load(model_path, lo);
   const std::vector<int32_t> ids = model->tokenizer().encode(prompt, true);

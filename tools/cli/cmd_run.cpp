@@ -38,6 +38,7 @@ constexpr const char* kUsage =
     "  -b, --batch-size N     prompt tokens per forward pass (default 512)\n"
     "  --random-prompt N      N random token ids as the prompt (speed measurements)\n"
     "  --depth D              evaluate D random tokens before the prompt (untimed context depth)\n";
+// (and kBackendUsage: --backend, --kernel)
 
 std::vector<int32_t> random_tokens(int n, int32_t n_vocab, std::mt19937& rng) {
   std::uniform_int_distribution<int32_t> dist(0, std::min<int32_t>(n_vocab, 100000) - 1);
@@ -52,6 +53,7 @@ int cmd_run(int argc, char** argv) {
   Args args(argc, argv);
   if (args.flag({"-h", "--help"})) {
     std::fputs(kUsage, stdout);
+    std::fputs(kBackendUsage, stdout);
     return 0;
   }
   const std::string model_path = args.require({"-m", "--model"});
@@ -80,6 +82,7 @@ int cmd_run(int argc, char** argv) {
   gp.stop = args.values({"--stop"});
   gp.stop_at_eog = !args.flag({"--ignore-eos"});
   const bool no_special = args.flag({"--no-special"});
+  const engine::LoadOptions lo = load_options(args);
   engine::ContextOptions co;
   co.n_threads = static_cast<int>(args.get_int({"-t", "--threads"}, 2));
   co.n_ctx = static_cast<int>(args.get_int({"-c", "--ctx-size"}, 4096));
@@ -89,7 +92,7 @@ int cmd_run(int argc, char** argv) {
     throw_error("run: give exactly one of -p, -f or --random-prompt\n{}", kUsage);
   if (depth < 0) throw_error("--depth must be >= 0");
 
-  auto model = engine::Model::load(model_path);
+  auto model = engine::Model::load(model_path, lo);
   std::mt19937 rng(1234);
   std::vector<int32_t> prompt;
   if (random_prompt > 0) {

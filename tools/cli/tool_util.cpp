@@ -126,4 +126,22 @@ std::string read_file(const std::string& path) {
   return ss.str();
 }
 
+const char* const kBackendUsage =
+    "  --backend cpu|ref      cpu: the SIMD kernels for this CPU (default); ref: scalar reference ops\n"
+    "  --kernel OPKEY=NAME    force a kernel by name or variant, e.g. gemv_q4_K=avx2 (repeatable)\n";
+
+engine::LoadOptions load_options(Args& args) {
+  engine::LoadOptions lo;
+  lo.backend = args.get({"--backend"}, "cpu");
+  if (lo.backend != "cpu" && lo.backend != "ref")
+    throw_error("--backend {}: not available in this build (available: cpu, ref)", lo.backend);
+  for (const std::string& k : args.values({"--kernel"})) {
+    const size_t eq = k.find('=');
+    if (eq == std::string::npos || eq == 0 || eq + 1 == k.size())
+      throw_error("--kernel expects OPKEY=NAME (e.g. gemv_q4_K=avx2), got '{}'", k);
+    lo.kernels.set(k.substr(0, eq), k.substr(eq + 1));
+  }
+  return lo;
+}
+
 }  // namespace tessera::cli

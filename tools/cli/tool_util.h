@@ -7,7 +7,9 @@
 #include <mutex>
 #include <string>
 
+#include "engine/model/model.h"
 #include "gguf/ggml_types.h"
+#include "tools/cli/args.h"
 
 namespace tessera::cli {
 
@@ -42,6 +44,10 @@ bool can_decode(GgmlType t);
 
 // "1.23 GiB", "45.6 MiB", ...
 std::string format_bytes(uint64_t bytes);
+
+// Load options from --backend cpu|ref and --kernel OPKEY=NAME (repeatable, on top of TESSERA_KERNELS).
+engine::LoadOptions load_options(Args& args);
+extern const char* const kBackendUsage;  // the usage lines of those two flags
 
 // The whole file as bytes; throws tessera::Error when it cannot be opened.
 std::string read_file(const std::string& path);

@@ -1,14 +1,13 @@
 // ops::matmul: validates the jobs, picks one registered kernel per job, prepares each distinct
 // activation input once (quantized / converted as the weight type requires), then runs the row chunks
 // of all jobs in a single parallel region.
-#include "engine/ops/matmul.h"
+#include "engine/backend/cpu_matmul.h"
 
 #include <algorithm>
 #include <cstring>
 #include <vector>
 
 #include "core/error.h"
-#include "kernels/registry.h"
 #include "kernels/cpu/cpu_kernels.h"
 #include "kernels/ref/act_quant.h"
 
@@ -98,7 +97,8 @@ PreparedActs make_acts(const MatmulJob& j, ActType type, ActBuffers& buf) {
 }  // namespace
 
 void matmul(std::span<const MatmulJob> jobs, ThreadPool& pool) {
-  const CpuCaps& caps = cpu_caps();
+  static const DeviceCaps host = host_caps();
+  const CpuCaps& caps = host.cpu;
   // Scratch reused across calls from the same caller thread. The lambdas below run on pool threads too,
   // so they must reach these through references, never by naming the thread_locals.
   thread_local std::vector<JobPlan> tl_plans;
@@ -125,7 +125,8 @@ void matmul(std::span<const MatmulJob> jobs, ThreadPool& pool) {
       continue;
     }
     JobPlan& p = plans[i];
-    p.kernel = &select_matmul_kernel(MatmulShape{j.w.type, j.w.n_in, j.w.n_out, j.n_tokens}, caps);
+    p.kernel = j.kernels ? &j.kernels->for_tokens(j.n_tokens)
+                         : &KernelPolicy().choose(MatmulShape{j.w.type, j.w.n_in, j.w.n_out, j.n_tokens}, host);
     p.active = true;
     for (size_t k = 0; k < i && !p.owns_acts; ++k) {
       if (plans[k].active && same_input(jobs[k], j, plans[k].kernel->act, p.kernel->act)) {

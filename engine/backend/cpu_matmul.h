@@ -1,5 +1,5 @@
-// Matrix products with weights as stored in GGUF (any supported ggml type), the engine's hot op.
-// The model calls only these; dispatch picks a registered kernel (see kernels/registry.h).
+// The CPU backend's matrix products with weights as stored in GGUF (any supported ggml type): jobs
+// carry the kernel bound to their weight at load (see kernels/registry.h), the pool runs them.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -8,6 +8,7 @@
 #include "core/thread_pool.h"
 #include "gguf/ggml_types.h"
 #include "kernels/kernel_args.h"
+#include "kernels/registry.h"
 
 namespace tessera::ops {
 
@@ -19,6 +20,8 @@ struct MatmulJob {
   int64_t n_tokens = 0;
   float* y = nullptr;        // [n_tokens][y_stride], first n_out written
   int64_t y_stride = 0;
+  // The kernels bound to w at load; null: chosen per call by the default policy on this CPU (tests, tools)
+  const BoundMatmul* kernels = nullptr;
 };
 
 // Runs all jobs in one parallel region (e.g. the 8 experts' gate and up projections of a step):
