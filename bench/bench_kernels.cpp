@@ -118,12 +118,11 @@ void run_case(benchmark::State& state, const MatmulKernel* k, Case c) {
       job.n_tokens = c.n_tokens;
       job.y = y.data() + static_cast<size_t>(j) * c.n_out * c.n_tokens;
       job.y_stride = c.n_out;
+      job.kernel = k;
     }
     next_slice = (next_slice + c.n_jobs) % pool_slices;
   };
   set_jobs();
-  clear_kernel_overrides();
-  set_kernel_override(op_key(k->op, t), k->name);
   matmul(jobs, pool());  // warm-up (and the weights into whatever cache level they fit)
   const double cpu0 = process_cpu_seconds();
   const auto t0 = std::chrono::steady_clock::now();
@@ -134,7 +133,6 @@ void run_case(benchmark::State& state, const MatmulKernel* k, Case c) {
   }
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const double cpu_secs = process_cpu_seconds() - cpu0;
-  clear_kernel_overrides();
   const double iters = static_cast<double>(state.iterations());
   const double bytes = static_cast<double>(rb) * c.n_out * c.n_jobs;  // weight bytes per call
   const double macs = static_cast<double>(c.n_in) * c.n_out * c.n_jobs * c.n_tokens;
@@ -165,7 +163,7 @@ void bm_memcpy(benchmark::State& state) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  const CpuCaps& caps = cpu_caps();
+  const DeviceCaps caps = host_caps();
   std::printf("memcpy bandwidth at start-up (read + write, %d threads, best of 5): %.1f GB/s\n", pool().size(), memcpy_gbps());
   benchmark::RegisterBenchmark("memcpy_256MiB (read+write bytes)", bm_memcpy)->Unit(benchmark::kMillisecond);
   const Case expert{"expert_2048x768", 2048, 768, 1, 1, true};

@@ -125,8 +125,9 @@ void matmul(std::span<const MatmulJob> jobs, ThreadPool& pool) {
       continue;
     }
     JobPlan& p = plans[i];
-    p.kernel = j.kernels ? &j.kernels->for_tokens(j.n_tokens)
-                         : &KernelPolicy().choose(MatmulShape{j.w.type, j.w.n_in, j.w.n_out, j.n_tokens}, host);
+    p.kernel = j.kernel    ? j.kernel
+               : j.kernels ? &j.kernels->for_tokens(j.n_tokens)
+                           : &KernelPolicy().choose(MatmulShape{j.w.type, j.w.n_in, j.w.n_out, j.n_tokens}, host);
     p.active = true;
     for (size_t k = 0; k < i && !p.owns_acts; ++k) {
       if (plans[k].active && same_input(jobs[k], j, plans[k].kernel->act, p.kernel->act)) {

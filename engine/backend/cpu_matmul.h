@@ -22,6 +22,7 @@ struct MatmulJob {
   int64_t y_stride = 0;
   // The kernels bound to w at load; null: chosen per call by the default policy on this CPU (tests, tools)
   const BoundMatmul* kernels = nullptr;
+  const MatmulKernel* kernel = nullptr;  // forces one kernel (tests and micro-benchmarks)
 };
 
 // Runs all jobs in one parallel region (e.g. the 8 experts' gate and up projections of a step):

@@ -7,6 +7,7 @@
 #include <random>
 #include <vector>
 
+#include "engine/backend/cpu_kv.h"
 #include "engine/kv/kv_cache.h"
 #include "kernels/cpu/attention.h"
 #include "gguf/half.h"
@@ -26,9 +27,10 @@ TEST_P(AttentionTest, MatchesFloat64) {
   const Case c = GetParam();
   const int n_pos = c.depth + c.n_tokens;
   const int n_blocks = (n_pos + kKvBlock - 1) / kKvBlock;
-  KvCache kv(1, c.n_head_kv, c.head_dim, n_blocks + 3);
+  CpuKv kv(KvShape{1, c.n_head_kv, c.head_dim, n_blocks + 3});
+  KvBlocks free_blocks(n_blocks + 3);
   std::vector<int32_t> blocks;
-  for (int b = 0; b < n_blocks; ++b) blocks.push_back(kv.alloc_block());
+  for (int b = 0; b < n_blocks; ++b) blocks.push_back(free_blocks.alloc());
   std::swap(blocks.front(), blocks.back());  // non-contiguous block order
 
   std::mt19937 rng(c.head_dim * 31 + c.depth);

@@ -278,7 +278,7 @@ TEST(ModelLoad, TiedOutputFallsBackToEmbedding) {
   lo.print_plan = false;
   auto model = Model::load(p.string(), lo);
   EXPECT_TRUE(model->weights().tied_output);
-  EXPECT_EQ(model->weights().output.data, model->weights().token_embd->data);
+  EXPECT_EQ(model->weights().output.view.data, model->weights().token_embd.tensor->data);
   Context ctx(model, opts());
   auto l = ctx.eval(prompt(5));
   for (float v : l) ASSERT_TRUE(std::isfinite(v));
@@ -302,8 +302,8 @@ TEST(ModelLoad, ConfigFromMetadata) {
   EXPECT_FALSE(m->weights().tied_output);
   auto q2 = load("tiny-qwen2-q8_0.gguf");
   EXPECT_EQ(q2->config().head_dim, 64);  // n_embd / n_head: qwen2 has no key_length
-  EXPECT_NE(q2->weights().layers[0].bq, nullptr);
-  EXPECT_EQ(q2->weights().layers[0].q_norm, nullptr);
+  EXPECT_TRUE(q2->weights().layers[0].bq);
+  EXPECT_FALSE(q2->weights().layers[0].q_norm);
   EXPECT_THROW(load("does-not-exist.gguf"), tessera::Error);
 }
 

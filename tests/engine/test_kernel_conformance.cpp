@@ -127,7 +127,7 @@ class Conformance : public ::testing::TestWithParam<GgmlType> {};
 TEST_P(Conformance, EveryKernelMatchesTheReference) {
   const GgmlType t = GetParam();
   const ActType act = activation_type_for(t);
-  const CpuCaps& caps = cpu_caps();
+  const DeviceCaps caps = host_caps();
   int64_t seed = 1;
   for (const Shape& sh : shapes_for(t)) {
     const auto wbytes = random_weight_rows(t, sh.n_out, sh.n_in, static_cast<uint64_t>(seed++));
@@ -185,7 +185,7 @@ TEST_P(Conformance, EveryKernelMatchesTheReference) {
 // (one empty) in one call give the same answers as separate calls.
 TEST_P(Conformance, ForcedKernelsThroughMatmul) {
   const GgmlType t = GetParam();
-  const CpuCaps& caps = cpu_caps();
+  const DeviceCaps caps = host_caps();
   ThreadPool pool(2);
   const int64_t n_in = type_traits(t).block_size == 1 ? 96 : 512, n_out = 40;
   const auto w1 = random_weight_rows(t, n_out, n_in, 5);
@@ -194,25 +194,28 @@ TEST_P(Conformance, ForcedKernelsThroughMatmul) {
   for (int64_t n_tok : {1, 3}) {
     const Op op = n_tok > 1 ? Op::Gemm : Op::Gemv;
     std::vector<float> want(static_cast<size_t>(n_out * n_tok));
-    clear_kernel_overrides();
-    set_kernel_override(op_key(op, t), "ref");
-    matmul(MatmulJob{WeightView{t, w2.data(), n_in, n_out, row_bytes(t, n_in)}, x.data(), n_in, n_tok, want.data(), n_out},
+    KernelPolicy ref;
+    ref.set(op_key(op, t), "ref");
+    const BoundMatmul ref_bound = BoundMatmul::bind(ref, t, n_in, n_out, caps);
+    matmul(MatmulJob{WeightView{t, w2.data(), n_in, n_out, row_bytes(t, n_in)}, x.data(), n_in, n_tok, want.data(), n_out,
+                     &ref_bound},
            pool);
     for (const MatmulKernel& k : matmul_kernels()) {
       if (k.wtype != t || k.op != op || !kernel_supports(k, MatmulShape{t, n_in, n_out, n_tok}, caps)) continue;
-      set_kernel_override(op_key(op, t), k.name);
+      KernelPolicy forced;
+      forced.set(op_key(op, t), k.name);
+      const BoundMatmul bound = BoundMatmul::bind(forced, t, n_in, n_out, caps);
       std::vector<float> y1(static_cast<size_t>(n_out * n_tok)), y2(y1.size());
       std::vector<MatmulJob> jobs = {
-          {WeightView{t, w1.data(), n_in, n_out, row_bytes(t, n_in)}, x.data(), n_in, n_tok, y1.data(), n_out},
-          {WeightView{t, w1.data(), n_in, n_out, row_bytes(t, n_in)}, x.data(), n_in, 0, nullptr, n_out},
-          {WeightView{t, w2.data(), n_in, n_out, row_bytes(t, n_in)}, x.data(), n_in, n_tok, y2.data(), n_out}};
+          {WeightView{t, w1.data(), n_in, n_out, row_bytes(t, n_in)}, x.data(), n_in, n_tok, y1.data(), n_out, &bound},
+          {WeightView{t, w1.data(), n_in, n_out, row_bytes(t, n_in)}, x.data(), n_in, 0, nullptr, n_out, &bound},
+          {WeightView{t, w2.data(), n_in, n_out, row_bytes(t, n_in)}, x.data(), n_in, n_tok, y2.data(), n_out, &bound}};
       jobs[1].y = y1.data();
       matmul(jobs, pool);
       std::vector<double> wd(want.begin(), want.end());
       EXPECT_LE(nmse(y2.data(), wd.data(), wd.size()), same_act_budget(t)) << k.name;
     }
   }
-  clear_kernel_overrides();
 }
 
 INSTANTIATE_TEST_SUITE_P(AllTypes, Conformance, ::testing::ValuesIn(matmul_weight_types()),
@@ -232,7 +235,7 @@ class ReportTable : public ::testing::Environment {
     }
     for (const MatmulKernel& k : matmul_kernels()) {
       const MatmulShape s{k.wtype, 256, 4, k.op == Op::Gemv ? 1 : 4};
-      if (swept.count(k.wtype) && kernel_supports(k, s, cpu_caps()) && !report().count(k.name))
+      if (swept.count(k.wtype) && kernel_supports(k, s, host_caps()) && !report().count(k.name))
         ADD_FAILURE() << k.name << " was not exercised by the sweep";
     }
   }

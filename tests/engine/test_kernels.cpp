@@ -55,53 +55,84 @@ TEST(KernelRegistry, ActivationTypes) {
 }
 
 TEST(KernelRegistry, SelectionPrefersTheHighestPrioritySupported) {
-  clear_kernel_overrides();
-  const CpuCaps& caps = cpu_caps();
+  const DeviceCaps caps = host_caps();
+  const KernelPolicy none;
   for (GgmlType t : matmul_weight_types()) {
     const MatmulShape s{t, 512, 64, 1};
-    const MatmulKernel& k = select_matmul_kernel(s, caps);
+    const MatmulKernel& k = none.choose(s, caps);
     EXPECT_EQ(k.op, Op::Gemv);
     EXPECT_TRUE(kernel_supports(k, s, caps));
     for (const MatmulKernel& other : matmul_kernels())
       if (other.op == Op::Gemv && kernel_supports(other, s, caps)) EXPECT_GE(k.priority, other.priority) << other.name;
-    EXPECT_EQ(select_matmul_kernel(MatmulShape{t, 512, 64, 7}, caps).op, Op::Gemm);
+    EXPECT_EQ(none.choose(MatmulShape{t, 512, 64, 7}, caps).op, Op::Gemm);
   }
 }
 
 TEST(KernelRegistry, OverridesAreHonouredAndCheckedByName) {
-  clear_kernel_overrides();
-  const CpuCaps& caps = cpu_caps();
+  const DeviceCaps caps = host_caps();
   const MatmulShape s{GgmlType::Q4_K, 256, 8, 1};
-  set_kernel_override("gemv_q4_K", "gemv_q4_K_q8_K_ref");
-  EXPECT_EQ(select_matmul_kernel(s, caps).name, "gemv_q4_K_q8_K_ref");
-  set_kernel_override("gemv_q4_K", "ref");  // a bare variant
-  EXPECT_EQ(select_matmul_kernel(s, caps).name, "gemv_q4_K_q8_K_ref");
-  set_kernel_override("gemv_q4_K", "");
-  set_kernel_overrides("*=ref,gemm_q6_K=gemm_q6_K_q8_K_ref");
-  EXPECT_EQ(select_matmul_kernel(MatmulShape{GgmlType::IQ4_NL, 64, 8, 1}, caps).name, "gemv_iq4_nl_q8_0_ref");
-  EXPECT_EQ(select_matmul_kernel(MatmulShape{GgmlType::Q6_K, 256, 8, 4}, caps).name, "gemm_q6_K_q8_K_ref");
-  clear_kernel_overrides();
-  set_kernel_override("gemv_q4_K", "gemv_q4_K_q8_K_nonsense");
-  EXPECT_THROW(select_matmul_kernel(s, caps), Error);
-  set_kernel_override("gemv_q4_K", "gemv_q6_K_q8_K_ref");  // wrong op key
-  EXPECT_THROW(select_matmul_kernel(s, caps), Error);
-  clear_kernel_overrides();
-  EXPECT_THROW(set_kernel_overrides("gemv_q4_K"), Error);
+  KernelPolicy p;
+  p.set("gemv_q4_K", "gemv_q4_K_q8_K_ref");
+  EXPECT_EQ(p.choose(s, caps).name, "gemv_q4_K_q8_K_ref");
+  p.set("gemv_q4_K", "ref");  // a bare variant
+  EXPECT_EQ(p.choose(s, caps).name, "gemv_q4_K_q8_K_ref");
+  p.set("gemv_q4_K", "");
+  p.parse("*=ref,gemm_q6_K=gemm_q6_K_q8_K_ref");
+  EXPECT_EQ(p.choose(MatmulShape{GgmlType::IQ4_NL, 64, 8, 1}, caps).name, "gemv_iq4_nl_q8_0_ref");
+  EXPECT_EQ(p.choose(MatmulShape{GgmlType::Q6_K, 256, 8, 4}, caps).name, "gemm_q6_K_q8_K_ref");
+  KernelPolicy bad;
+  bad.set("gemv_q4_K", "gemv_q4_K_q8_K_nonsense");
+  EXPECT_THROW(bad.choose(s, caps), Error);
+  bad.set("gemv_q4_K", "gemv_q6_K_q8_K_ref");  // wrong op key
+  EXPECT_THROW(bad.choose(s, caps), Error);
+  KernelPolicy malformed;
+  EXPECT_THROW(malformed.parse("gemv_q4_K"), Error);
+  EXPECT_TRUE(malformed.empty());
+  // the reference backend runs only reference kernels, whatever the policy says
+  EXPECT_EQ(KernelPolicy().choose(s, host_caps(Backend::Ref)).name, "gemv_q4_K_q8_K_ref");
+  KernelPolicy simd;
+  simd.set("gemv_q4_K", "scalar");
+  EXPECT_THROW(simd.choose(s, host_caps(Backend::Ref)), Error);
+}
+
+TEST(KernelRegistry, BindingChoosesPerTokenCountOnce) {
+  const DeviceCaps caps = host_caps();
+  const BoundMatmul b = BoundMatmul::bind(KernelPolicy(), GgmlType::Q4_K, 2048, 768, caps);
+  EXPECT_EQ(b.for_tokens(1).op, Op::Gemv);
+  for (int64_t n : {2, 3, 4, 5, 8, 9, 64, 512}) {
+    const MatmulKernel& k = b.for_tokens(n);
+    EXPECT_EQ(k.op, Op::Gemm) << n;
+    EXPECT_TRUE(kernel_supports(k, MatmulShape{GgmlType::Q4_K, 2048, 768, n}, caps)) << k.name << " " << n;
+    EXPECT_EQ(&k, &KernelPolicy().choose(MatmulShape{GgmlType::Q4_K, 2048, 768, n}, caps)) << n;
+  }
+  // a forced few-token kernel binds for the counts it runs and says why not for the rest
+  for (const MatmulKernel& k : matmul_kernels()) {
+    if (k.op != Op::Gemm || k.max_tokens != 4 || !kernel_supports(k, MatmulShape{k.wtype, 2048, 768, 4}, caps)) continue;
+    KernelPolicy p;
+    p.set(op_key(Op::Gemm, k.wtype), k.name);
+    const BoundMatmul f = BoundMatmul::bind(p, k.wtype, 2048, 768, caps);
+    EXPECT_EQ(&f.for_tokens(4), &k);
+    EXPECT_THROW(f.for_tokens(5), Error) << k.name;
+    break;
+  }
+  // nothing runs Q2_K: a load error, not a failure at the first token
+  EXPECT_THROW(BoundMatmul::bind(KernelPolicy(), GgmlType::Q2_K, 256, 8, caps), Error);
 }
 
 TEST(KernelRegistry, UnsupportedShapesAreAnErrorNotAFallback) {
-  clear_kernel_overrides();
+  const KernelPolicy none;
   // n_in not a multiple of the block size: nothing supports it
-  EXPECT_THROW(select_matmul_kernel(MatmulShape{GgmlType::Q4_K, 100, 8, 1}, cpu_caps()), Error);
+  EXPECT_THROW(none.choose(MatmulShape{GgmlType::Q4_K, 100, 8, 1}, host_caps()), Error);
   // a type without kernels
-  EXPECT_THROW(select_matmul_kernel(MatmulShape{GgmlType::Q2_K, 256, 8, 1}, cpu_caps()), Error);
+  EXPECT_THROW(none.choose(MatmulShape{GgmlType::Q2_K, 256, 8, 1}, host_caps()), Error);
   // a forced SIMD kernel on a CPU without the features
+  DeviceCaps plain;
+  plain.backend = Backend::Cpu;
   for (const MatmulKernel& k : matmul_kernels()) {
     if (k.variant != "avx512") continue;
-    set_kernel_override(op_key(k.op, k.wtype), k.name);
-    EXPECT_THROW(select_matmul_kernel(MatmulShape{k.wtype, 256, 8, k.op == Op::Gemv ? 1 : 4}, CpuCaps{}), Error)
-        << k.name;
-    clear_kernel_overrides();
+    KernelPolicy p;
+    p.set(op_key(k.op, k.wtype), k.name);
+    EXPECT_THROW(p.choose(MatmulShape{k.wtype, 256, 8, k.op == Op::Gemv ? 1 : 4}, plain), Error) << k.name;
   }
 }
 
@@ -142,7 +173,6 @@ double nmse(const std::vector<float>& got, const std::vector<double>& want) {
 }
 
 TEST(Matmul, AllTypesMatchAFloat64ProductWithinQuantizationError) {
-  clear_kernel_overrides();
   ThreadPool pool(2);
   const int64_t n_in = 512, n_out = 37;
   for (GgmlType t : matmul_weight_types()) {

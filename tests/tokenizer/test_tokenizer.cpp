@@ -90,6 +90,8 @@ TEST(Tokenizer, TinyModelPrompts) {
   for (const auto& dir : std::filesystem::directory_iterator(kGolden + "/logits")) {
     if (!dir.is_directory()) continue;
     const std::string name = dir.path().filename().string();
+    // only the tiny models (real models such as smollm2 are not stored in the golden folder)
+    if (name.rfind("tiny-", 0) != 0) continue;
     const auto file = gguf::File::open(kGolden + "/models/" + name + ".gguf");
     const auto tok = Tokenizer::from_gguf(file);
     EXPECT_EQ(tok.fim_prefix(), 4112);
