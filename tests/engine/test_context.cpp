@@ -272,6 +272,44 @@ TEST(ModelLoad, MisShapedTensorIsNamed) {
   EXPECT_NE(msg.find("shape"), std::string::npos) << msg;
 }
 
+// A weight of a type no matmul kernel runs (Q2_K output head) is a load error naming the tensor, not a
+// failure at the first token.
+TEST(ModelLoad, WeightTypeWithoutKernelIsALoadError) {
+  const gguf::File src = gguf::File::open((kModels / "tiny-qwen3-q8_0.gguf").string());
+  gguf::Writer w;
+  w.copy_metadata(src);
+  for (const gguf::TensorInfo& t : src.tensors()) {
+    std::vector<int64_t> ne(t.ne.begin(), t.ne.begin() + t.n_dims);
+    if (t.name == "output.weight")
+      w.add_tensor(t.name, GgmlType::Q2_K, ne, std::vector<uint8_t>(row_bytes(GgmlType::Q2_K, ne[0]) * ne[1], 0));
+    else
+      w.add_tensor(t.name, t.type, ne, std::vector<uint8_t>(t.data, t.data + t.nbytes));
+  }
+  const fs::path p = fs::temp_directory_path() / ("tessera-test-" + std::to_string(::getpid()) + "-q2k-output.gguf");
+  w.write(p.string());
+  LoadOptions lo;
+  lo.print_plan = false;
+  for (const char* backend : {"cpu", "ref"}) {
+    lo.backend = backend;
+    try {
+      Model::load(p.string(), lo);
+      ADD_FAILURE() << backend << ": a Q2_K output head loaded";
+    } catch (const Error& e) {
+      const std::string msg = e.what();
+      EXPECT_NE(msg.find("output.weight"), std::string::npos) << msg;
+      EXPECT_NE(msg.find("no kernel"), std::string::npos) << msg;
+    }
+  }
+  fs::remove(p);
+}
+
+TEST(ModelLoad, UnknownBackendIsAnError) {
+  LoadOptions lo;
+  lo.print_plan = false;
+  lo.backend = "tpu";
+  EXPECT_THROW(Model::load((kModels / "tiny-q8_0.gguf").string(), lo), Error);
+}
+
 TEST(ModelLoad, TiedOutputFallsBackToEmbedding) {
   const fs::path p = rewrite("tiny-qwen3-q8_0.gguf", "output.weight", {});
   LoadOptions lo;
