@@ -31,11 +31,18 @@ std::string shape_str(std::initializer_list<int64_t> ne) {
 
 double gib(uint64_t b) { return static_cast<double>(b) / (1024.0 * 1024.0 * 1024.0); }
 
+// Published model sizes by (layers, hidden size), as llama.cpp names them.
+const SizeLabel kQwen3MoeSizes[] = {{48, 0, "30B.A3B"}, {94, 0, "235B.A22B"}};
+const SizeLabel kQwen3Sizes[] = {{28, 1024, "0.6B"}, {28, 2048, "1.7B"}, {36, 2560, "4B"},
+                                 {36, 4096, "8B"},   {40, 5120, "14B"},  {64, 5120, "32B"}};
+const SizeLabel kQwen2Sizes[] = {{24, 896, "0.5B"}, {28, 1536, "1.5B"}, {36, 2048, "3B"}, {28, 3584, "7B"},
+                                 {48, 5120, "14B"}, {64, 5120, "32B"},  {80, 8192, "72B"}};
+
 // The architectures Tessera runs: one row each.
 const Architecture kArchitectures[] = {
-    {"qwen3moe", /*moe=*/true, /*qk_norm=*/true, /*qkv_bias=*/false, /*output_bias=*/false, forward_moe},
-    {"qwen3", /*moe=*/false, /*qk_norm=*/true, /*qkv_bias=*/false, /*output_bias=*/false, forward_dense},
-    {"qwen2", /*moe=*/false, /*qk_norm=*/false, /*qkv_bias=*/true, /*output_bias=*/true, forward_dense},
+    {"qwen3moe", /*moe=*/true, /*qk_norm=*/true, /*qkv_bias=*/false, /*output_bias=*/false, forward_moe, kQwen3MoeSizes},
+    {"qwen3", /*moe=*/false, /*qk_norm=*/true, /*qkv_bias=*/false, /*output_bias=*/false, forward_dense, kQwen3Sizes},
+    {"qwen2", /*moe=*/false, /*qk_norm=*/false, /*qkv_bias=*/true, /*output_bias=*/true, forward_dense, kQwen2Sizes},
 };
 
 }  // namespace
@@ -229,21 +236,8 @@ const tok::Tokenizer& Model::tokenizer() const {
 }
 
 std::string Model::size_label() const {
-  const ModelConfig& c = config_;
-  if (c.arch == "qwen3moe") {
-    if (c.n_layer == 48) return "30B.A3B";
-    if (c.n_layer == 94) return "235B.A22B";
-  } else if (c.arch == "qwen3") {
-    static const std::map<std::pair<int64_t, int64_t>, const char*> k = {
-        {{28, 1024}, "0.6B"}, {{28, 2048}, "1.7B"}, {{36, 2560}, "4B"}, {{36, 4096}, "8B"}, {{40, 5120}, "14B"},
-        {{64, 5120}, "32B"}};
-    if (auto it = k.find({c.n_layer, c.n_embd}); it != k.end()) return it->second;
-  } else if (c.arch == "qwen2") {
-    static const std::map<std::pair<int64_t, int64_t>, const char*> k = {
-        {{24, 896}, "0.5B"}, {{28, 1536}, "1.5B"}, {{36, 2048}, "3B"}, {{28, 3584}, "7B"}, {{48, 5120}, "14B"},
-        {{64, 5120}, "32B"}, {{80, 8192}, "72B"}};
-    if (auto it = k.find({c.n_layer, c.n_embd}); it != k.end()) return it->second;
-  }
+  for (const SizeLabel& l : arch_->sizes)
+    if (l.n_layer == config_.n_layer && (l.n_embd == 0 || l.n_embd == config_.n_embd)) return l.label;
   return "?B";
 }
 

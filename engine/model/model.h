@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -35,7 +36,12 @@ class Model;
 struct Workspace;
 struct Batch;
 
-// An architecture as data: which tensors its layers have and which forward runs it.
+struct SizeLabel {
+  int64_t n_layer, n_embd;  // n_embd 0: any
+  const char* label;        // "30B.A3B"
+};
+
+// An architecture as data: which tensors its layers have, which forward runs it, its size names.
 struct Architecture {
   const char* name;       // general.architecture
   bool moe = false;       // experts (ffn_*_exps, router) instead of a dense FFN
@@ -43,6 +49,7 @@ struct Architecture {
   bool qkv_bias = false;  // attn_{q,k,v}.bias
   bool output_bias = false;  // optional output.bias
   void (*forward)(const Model&, const Batch&, KvStore&, Workspace&, Stream&) = nullptr;
+  std::span<const SizeLabel> sizes;
 };
 // The architecture named so, or nullptr.
 const Architecture* find_architecture(std::string_view name);
