@@ -35,6 +35,7 @@ class KvCache {
   // position pos of the sequence whose block table is `blocks`.
   void store(int layer, const int32_t* blocks, int pos, const float* k, const float* v);
 
+  int n_layer() const { return n_layer_; }
   int n_head_kv() const { return n_head_kv_; }
   int head_dim() const { return head_dim_; }
 
