@@ -61,7 +61,7 @@ int cmd_logits(int argc, char** argv) {
   const std::string out_path = args.require({"-o", "--out"});
   const std::vector<int32_t> feed = parse_ids(args.get({"--feed"}, ""));
   const std::string backend = args.get({"--backend"}, "cpu");
-  const int threads = static_cast<int>(args.get_int({"-t", "--threads"}, 2));
+  const int threads = args.get_threads({"-t", "--threads"}, 2);
   args.finish();
   if (backend != "cpu") throw_error("backend '{}' is not available (this build has: cpu)", backend);
 
