@@ -94,5 +94,13 @@ INSTANTIATE_TEST_SUITE_P(
                       BadArgs{kRun + "--frequency-penalty inf", {"--frequency-penalty: inf is out of range"}},
                       BadArgs{kRun + "--frequency-penalty -0.5", {"--frequency-penalty: -0.5 is out of range"}}));
 
+TEST(Cli, TokenizeFileThatIsADirectoryIsAnError) {
+  TempDir dir;
+  const RunResult r = run_command(
+      tessera_cmd("tokenize -m '" + golden("models/tiny-q8_0.gguf") + "' --file '" + dir.file("") + "'"), true);
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("is a directory"), std::string::npos) << r.output;
+}
+
 }  // namespace
 }  // namespace tessera::test

@@ -43,7 +43,7 @@ bool can_decode(GgmlType t);
 // "1.23 GiB", "45.6 MiB", ...
 std::string format_bytes(uint64_t bytes);
 
-// The whole file as bytes; throws tessera::Error when it cannot be opened.
+// The whole file as bytes; throws tessera::Error when it cannot be opened or is a directory.
 std::string read_file(const std::string& path);
 
 }  // namespace tessera::cli
