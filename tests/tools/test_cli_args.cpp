@@ -102,5 +102,11 @@ TEST(Cli, TokenizeFileThatIsADirectoryIsAnError) {
   EXPECT_NE(r.output.find("is a directory"), std::string::npos) << r.output;
 }
 
+TEST(Cli, KernelsHelp) {
+  const RunResult r = run_command(tessera_cmd("kernels --help"), true);
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("usage: tessera kernels list"), std::string::npos) << r.output;
+}
+
 }  // namespace
 }  // namespace tessera::test
