@@ -108,5 +108,20 @@ TEST(Cli, KernelsHelp) {
   EXPECT_NE(r.output.find("usage: tessera kernels list"), std::string::npos) << r.output;
 }
 
+// -n N generates exactly N tokens and the summary line says so (it used to print N - 1: the first
+// token, sampled from the prompt's logits, was left out of the count).
+TEST(Cli, RunGeneratesExactlyNTokens) {
+  for (int n : {1, 32}) {
+    const RunResult r = run_command(tessera_cmd("run -m '" + golden("models/tiny-q8_0.gguf") + "' -p hi -n " +
+                                                std::to_string(n) + " --ignore-eos --seed 1 -t 1"),
+                                    true);
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    std::smatch m;
+    ASSERT_TRUE(std::regex_search(r.output, m, std::regex(R"(generation: (\d+) tokens)"))) << r.output;
+    EXPECT_EQ(std::stoi(m[1]), n) << r.output;
+    EXPECT_NE(r.output.find("finish: length"), std::string::npos) << r.output;
+  }
+}
+
 }  // namespace
 }  // namespace tessera::test

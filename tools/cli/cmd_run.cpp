@@ -113,12 +113,14 @@ int cmd_run(int argc, char** argv) {
   });
   if (echo) std::printf("\n");
   std::fflush(stdout);
-  const int n_gen_timed = std::max(0, result.n_generated - 1);  // the first token comes from the prompt's logits
+  // All n_generated tokens are counted; the speed is over the n - 1 forward passes after the first
+  // token, which is sampled from the prompt's logits (its cost is in the prompt time).
+  const int n_decoded = std::max(0, result.n_generated - 1);
   std::fprintf(stderr,
-               "tessera: prompt: %d tokens in %.1f ms (%.2f tok/s); generation: %d tokens in %.1f ms (%.2f tok/s); "
-               "finish: %s\n",
+               "tessera: prompt: %d tokens in %.1f ms (%.2f tok/s); generation: %d tokens, %d decoded after the first "
+               "in %.1f ms (%.2f tok/s); finish: %s\n",
                result.n_prompt, result.prompt_ms, result.n_prompt * 1000.0 / std::max(result.prompt_ms, 1e-9),
-               n_gen_timed, result.gen_ms, n_gen_timed * 1000.0 / std::max(result.gen_ms, 1e-9),
+               result.n_generated, n_decoded, result.gen_ms, n_decoded * 1000.0 / std::max(result.gen_ms, 1e-9),
                engine::finish_reason_name(result.finish));
   return 0;
 }
