@@ -6,6 +6,7 @@
 #include <sys/utsname.h>
 
 #include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -14,6 +15,7 @@
 #include <nlohmann/json.hpp>
 #include <random>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -123,25 +125,39 @@ std::string backend_label(const std::string& backend) { return backend == "ref" 
 
 // ---- argument parsing --------------------------------------------------------------------------
 
+// One integer of a list flag, in [min_value, max_value]; never truncated.
+int list_item(std::string_view name, const std::string& item, const std::string& whole, int64_t min_value,
+              int64_t max_value) {
+  int64_t v = 0;
+  auto [p, ec] = std::from_chars(item.data(), item.data() + item.size(), v);
+  if (ec == std::errc::result_out_of_range && p == item.data() + item.size())
+    throw_error("{}: {} is out of range [{}, {}]", name, item, min_value, max_value);
+  if (item.empty() || ec != std::errc() || p != item.data() + item.size())
+    throw_error("bench: option {} expects integers, got '{}'", name, whole);
+  if (v < min_value || v > max_value) throw_error("{}: {} is out of range [{}, {}]", name, v, min_value, max_value);
+  return static_cast<int>(v);
+}
+
+std::vector<int> split_ints(std::string_view name, const std::string& s, int64_t min_value, int64_t max_value) {
+  std::vector<int> out;
+  size_t pos = 0;
+  while (pos <= s.size()) {
+    size_t end = s.find(',', pos);
+    if (end == std::string::npos) end = s.size();
+    out.push_back(list_item(name, s.substr(pos, end - pos), s, min_value, max_value));
+    pos = end + 1;
+  }
+  return out;
+}
+
+// A repeatable comma-list flag such as -p 512,1024 -p 2048.
 std::vector<int> int_list(Args& args, std::initializer_list<std::string_view> names, std::vector<int> fallback,
-                          int min_value) {
+                          int64_t min_value, int64_t max_value) {
   std::vector<std::string> given = args.values(names);
   if (given.empty()) return fallback;
   std::vector<int> out;
-  for (const std::string& s : given) {
-    size_t pos = 0;
-    while (pos <= s.size()) {
-      size_t end = s.find(',', pos);
-      if (end == std::string::npos) end = s.size();
-      const std::string item = s.substr(pos, end - pos);
-      pos = end + 1;
-      char* stop = nullptr;
-      long v = std::strtol(item.c_str(), &stop, 10);
-      if (item.empty() || *stop != '\0' || v < min_value || v > (1 << 24))
-        throw_error("bench: option {} expects integers >= {}, got '{}'", *names.begin(), min_value, s);
-      out.push_back(static_cast<int>(v));
-    }
-  }
+  for (const std::string& s : given)
+    for (int v : split_ints(*names.begin(), s, min_value, max_value)) out.push_back(v);
   return out;
 }
 
@@ -166,22 +182,23 @@ void usage() {
 BenchParams parse(Args& args) {
   BenchParams p;
   p.models = args.values({"-m", "--model"});
-  p.n_prompt = int_list(args, {"-p", "--n-prompt"}, {512}, 0);
-  p.n_gen = int_list(args, {"-n", "--n-gen"}, {128}, 0);
-  p.n_depth = int_list(args, {"-d", "--n-depth"}, {0}, 0);
+  p.n_prompt = int_list(args, {"-p", "--n-prompt"}, {512}, 0, kMaxTokens);
+  p.n_gen = int_list(args, {"-n", "--n-gen"}, {128}, 0, kMaxTokens);
+  p.n_depth = int_list(args, {"-d", "--n-depth"}, {0}, 0, kMaxTokens);
   const int hw = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  p.n_threads = int_list(args, {"-t", "--threads"}, {hw}, 1);
-  p.n_batch = int_list(args, {"-b", "--batch-size"}, {2048}, 1);
-  p.n_ubatch = int_list(args, {"-ub", "--ubatch-size"}, {512}, 1);
-  for (const std::string& s : args.values({"-pg"})) {
-    int pp = 0, tg = 0;
-    char tail = 0;
-    if (std::sscanf(s.c_str(), "%d,%d%c", &pp, &tg, &tail) != 2 || pp < 0 || tg < 0)
-      throw_error("bench: -pg expects PP,TG (e.g. 512,128), got '{}'", s);
-    p.pg.push_back({pp, tg});
+  try {
+    p.n_threads = int_list(args, {"-t", "--threads"}, {hw}, 1, max_threads());
+  } catch (const Error& e) {
+    throw_error("{} ({})", e.what(), threads_hint());
   }
-  p.reps = static_cast<int>(args.get_int({"-r", "--repetitions"}, 5));
-  if (p.reps < 1 || p.reps > 10000) throw_error("bench: -r must be in [1, 10000], got {}", p.reps);
+  p.n_batch = int_list(args, {"-b", "--batch-size"}, {2048}, 1, kMaxTokens);
+  p.n_ubatch = int_list(args, {"-ub", "--ubatch-size"}, {512}, 1, kMaxTokens);
+  for (const std::string& s : args.values({"-pg"})) {
+    const std::vector<int> v = split_ints("-pg", s, 0, kMaxTokens);
+    if (v.size() != 2) throw_error("bench: -pg expects PP,TG (e.g. 512,128), got '{}'", s);
+    p.pg.push_back({v[0], v[1]});
+  }
+  p.reps = static_cast<int>(args.get_int({"-r", "--repetitions"}, 5, 1, 10000));
   const std::string out = args.get({"-o", "--output"}, "md");
   if (out == "md") p.output = OutputFormat::Markdown;
   else if (out == "csv") p.output = OutputFormat::Csv;

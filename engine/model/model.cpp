@@ -2,8 +2,11 @@
 // checked against the shapes the architecture needs, and the memory plan.
 #include "engine/model/model.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <map>
+
+#include <fmt/format.h>
 
 #include "core/error.h"
 #include "engine/model/forward.h"
@@ -44,6 +47,79 @@ const Architecture kArchitectures[] = {
     {"qwen3", /*moe=*/false, /*qk_norm=*/true, /*qkv_bias=*/false, /*output_bias=*/false, forward_dense, kQwen3Sizes},
     {"qwen2", /*moe=*/false, /*qk_norm=*/false, /*qkv_bias=*/true, /*output_bias=*/true, forward_dense, kQwen2Sizes},
 };
+
+// Upper bounds on the counts a file may claim: far above any real model, low enough that nothing
+// sized from them (layer tables, norms, KV cache) can be huge before the tensors are checked.
+constexpr int64_t kMaxLayers = 4096;
+constexpr int64_t kMaxHeads = 4096;
+constexpr int64_t kMaxHeadDim = 1024;
+constexpr int64_t kMaxExperts = 4096;
+constexpr int64_t kMaxExpertsUsed = 64;
+constexpr int64_t kMaxEmbd = int64_t{1} << 20;
+constexpr int64_t kMaxFf = int64_t{1} << 20;
+constexpr int64_t kMaxVocab = int64_t{1} << 24;
+constexpr int64_t kMaxCtxTrain = int64_t{1} << 30;
+
+void check_range(const gguf::File& f, const std::string& key, int64_t v, int64_t lo, int64_t hi) {
+  if (v < lo || v > hi) throw_error("{}: {} = {} is out of range [{}, {}]", f.path(), key, v, lo, hi);
+}
+
+void check_positive(const gguf::File& f, const std::string& key, double v, double hi) {
+  if (!(v > 0.0 && v < hi))  // NaN fails too
+    throw_error("{}: {} = {} must be finite and in (0, {})", f.path(), key, v, hi);
+}
+
+// Every count from the metadata in range and consistent with the tensors that exist, before
+// bind_weights sizes anything from them. Messages name the file, the key and the value.
+void validate_config(const gguf::File& f, const ModelConfig& c, const Architecture& arch) {
+  const std::string p = c.arch + ".";
+  check_range(f, p + "embedding_length", c.n_embd, 1, kMaxEmbd);
+  check_range(f, p + "block_count", c.n_layer, 1, kMaxLayers);
+  check_range(f, p + "attention.head_count", c.n_head, 1, kMaxHeads);
+  check_range(f, p + "attention.head_count_kv", c.n_head_kv, 1, c.n_head);
+  if (c.n_head % c.n_head_kv != 0)
+    throw_error("{}: {}attention.head_count = {} is not a multiple of {}attention.head_count_kv = {}", f.path(), p,
+                c.n_head, p, c.n_head_kv);
+  const std::string key_len =
+      p + "attention.key_length" + (f.has(p + "attention.key_length") ? "" : " (absent: embedding_length / head_count)");
+  check_range(f, key_len, c.head_dim, 2, kMaxHeadDim);
+  if (c.head_dim % 2 != 0) throw_error("{}: {} = {} is odd (RoPE rotates pairs)", f.path(), key_len, c.head_dim);
+  if (const int64_t v_dim = f.get_int_or(p + "attention.value_length", c.head_dim); v_dim != c.head_dim)
+    throw_error("{}: {}attention.value_length = {} differs from the key length {} (unsupported)", f.path(), p, v_dim,
+                c.head_dim);
+  if (arch.moe) {
+    check_range(f, p + "expert_count", c.n_expert, 1, kMaxExperts);
+    check_range(f, p + "expert_used_count", c.n_expert_used, 1, std::min(c.n_expert, kMaxExpertsUsed));
+    check_range(f, p + "expert_feed_forward_length", c.n_ff_exp, 1, kMaxFf);
+    check_range(f, p + "feed_forward_length", c.n_ff, 0, kMaxFf);  // unused by MoE layers
+  } else {
+    check_range(f, p + "feed_forward_length", c.n_ff, 1, kMaxFf);
+  }
+  if (f.has(p + "context_length")) check_range(f, p + "context_length", c.n_ctx_train, 1, kMaxCtxTrain);
+  check_positive(f, p + "rope.freq_base", c.rope_base, 1e30);
+  check_positive(f, p + "attention.layer_norm_rms_epsilon", c.eps, 1.0);
+
+  check_range(f, "token_embd.weight rows (n_vocab)", c.n_vocab, 1, kMaxVocab);
+  if (f.has(p + "vocab_size") && f.get_int(p + "vocab_size") != c.n_vocab)
+    throw_error("{}: {}vocab_size = {} but token_embd.weight has {} rows", f.path(), p, f.get_int(p + "vocab_size"),
+                c.n_vocab);
+  // Ids the model can emit must all decode; a model without a tokenizer still loads (logits --feed).
+  if (const gguf::MetaValue* v = f.find("tokenizer.ggml.tokens"); v && v->type == gguf::ValueType::ARRAY) {
+    const size_t n_tokens = std::get<gguf::MetaArray>(v->value).size();
+    if (n_tokens < static_cast<size_t>(c.n_vocab))
+      throw_error("{}: tokenizer.ggml.tokens has {} tokens, fewer than the model's n_vocab {} (token_embd.weight rows)",
+                  f.path(), n_tokens, c.n_vocab);
+  }
+
+  // The claimed layer count must match the layers present: no more (missing tensors would only
+  // show after sizing everything), no fewer (extra layers would be silently ignored).
+  const std::string last = fmt::format("blk.{}.attn_norm.weight", c.n_layer - 1);
+  if (!f.find_tensor(last))
+    throw_error("{}: {}block_count = {} but tensor '{}' is missing", f.path(), p, c.n_layer, last);
+  const std::string beyond = fmt::format("blk.{}.attn_norm.weight", c.n_layer);
+  if (f.find_tensor(beyond))
+    throw_error("{}: {}block_count = {} but the file has tensor '{}' (more layers)", f.path(), p, c.n_layer, beyond);
+}
 
 }  // namespace
 
@@ -95,13 +171,7 @@ void Model::read_config() {
   c.n_layer = f.get_int(p + "block_count");
   c.n_head = f.get_int(p + "attention.head_count");
   c.n_head_kv = f.get_int_or(p + "attention.head_count_kv", c.n_head);
-  if (c.n_embd <= 0 || c.n_layer <= 0 || c.n_head <= 0 || c.n_head_kv <= 0 || c.n_head % c.n_head_kv != 0)
-    throw_error("{}: bad attention shape (embd {}, layers {}, heads {}, kv heads {})", f.path(), c.n_embd,
-                c.n_layer, c.n_head, c.n_head_kv);
-  c.head_dim = f.get_int_or(p + "attention.key_length", c.n_embd / c.n_head);
-  const int64_t v_dim = f.get_int_or(p + "attention.value_length", c.head_dim);
-  if (c.head_dim <= 0 || c.head_dim % 2 != 0 || c.head_dim > 1024 || v_dim != c.head_dim)
-    throw_error("{}: unsupported head dims (key {}, value {})", f.path(), c.head_dim, v_dim);
+  c.head_dim = f.get_int_or(p + "attention.key_length", c.n_head > 0 ? c.n_embd / c.n_head : 0);
   c.n_ff = f.get_int_or(p + "feed_forward_length", 0);
   c.n_expert = f.get_int_or(p + "expert_count", 0);
   c.n_expert_used = f.get_int_or(p + "expert_used_count", 0);
@@ -110,17 +180,16 @@ void Model::read_config() {
   c.rope_base = f.get_float_or(p + "rope.freq_base", 10000.0);
   c.eps = f.get_float(p + "attention.layer_norm_rms_epsilon");
   if (arch_->moe) {
-    if (c.n_expert <= 0 || c.n_expert_used <= 0 || c.n_expert_used > c.n_expert || c.n_expert_used > 64)
-      throw_error("{}: bad expert counts ({} experts, {} used)", f.path(), c.n_expert, c.n_expert_used);
-    if (c.n_ff_exp <= 0) {  // older files: take it from the tensor
+    if (!f.has(p + "expert_feed_forward_length")) {  // older files: take it from the tensor
       const gguf::TensorInfo* t = f.find_tensor("blk.0.ffn_gate_exps.weight");
       if (t) c.n_ff_exp = t->ne[1];
     }
   } else {
-    c.n_expert = c.n_expert_used = 0;
+    c.n_expert = c.n_expert_used = c.n_ff_exp = 0;
   }
   const gguf::TensorInfo& emb = f.tensor("token_embd.weight");
   c.n_vocab = emb.ne[1];
+  validate_config(f, c, *arch_);
 }
 
 Vector Model::f32_vector(const std::string& name, int64_t n, bool required) {
@@ -216,7 +285,6 @@ void Model::bind_weights(const ops::KernelPolicy& policy) {
       L.up_exps = experts(b + "ffn_up_exps.weight", c.n_embd, c.n_ff_exp);
       L.down_exps = experts(b + "ffn_down_exps.weight", c.n_ff_exp, c.n_embd);
     } else {
-      if (c.n_ff <= 0) throw_error("{}: missing or bad {}.feed_forward_length", path, c.arch);
       L.ffn_gate = matrix(b + "ffn_gate.weight", c.n_embd, c.n_ff);
       L.ffn_up = matrix(b + "ffn_up.weight", c.n_embd, c.n_ff);
       L.ffn_down = matrix(b + "ffn_down.weight", c.n_ff, c.n_embd);

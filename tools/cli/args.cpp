@@ -1,7 +1,11 @@
 // Implementation of the subcommand argument reader.
 #include "tools/cli/args.h"
 
+#include <algorithm>
 #include <charconv>
+#include <cstdint>
+#include <stdexcept>
+#include <thread>
 
 #include "core/error.h"
 
@@ -58,26 +62,60 @@ std::string Args::get(std::initializer_list<std::string_view> names, std::string
   return v ? *v : fallback;
 }
 
-int64_t Args::get_int(std::initializer_list<std::string_view> names, int64_t fallback) {
+int64_t Args::get_int(std::initializer_list<std::string_view> names, int64_t fallback, int64_t min, int64_t max) {
   auto v = value(names);
   if (!v) return fallback;
   int64_t out = 0;
   auto [p, ec] = std::from_chars(v->data(), v->data() + v->size(), out);
+  if (ec == std::errc::result_out_of_range && p == v->data() + v->size())
+    throw_error("{}: {} is out of range [{}, {}]", *names.begin(), *v, min, max);
   if (ec != std::errc() || p != v->data() + v->size())
     throw_error("{}: option {} expects an integer, got '{}'", command_, *names.begin(), *v);
+  if (out < min || out > max) throw_error("{}: {} is out of range [{}, {}]", *names.begin(), out, min, max);
   return out;
 }
 
-double Args::get_double(std::initializer_list<std::string_view> names, double fallback) {
+double Args::get_double(std::initializer_list<std::string_view> names, double fallback, double min, double max) {
   auto v = value(names);
   if (!v) return fallback;
+  double d = 0;
+  bool ok = false;
   try {
     size_t pos = 0;
-    double d = std::stod(*v, &pos);
-    if (pos == v->size()) return d;
+    d = std::stod(*v, &pos);
+    ok = pos == v->size();
+  } catch (const std::out_of_range&) {
+    throw_error("{}: {} is out of range [{}, {}]", *names.begin(), *v, min, max);
   } catch (const std::exception&) {
   }
-  throw_error("{}: option {} expects a number, got '{}'", command_, *names.begin(), *v);
+  if (!ok) throw_error("{}: option {} expects a number, got '{}'", command_, *names.begin(), *v);
+  if (!(d >= min && d <= max))  // NaN fails too
+    throw_error("{}: {} is out of range [{}, {}]", *names.begin(), *v, min, max);
+  return d;
+}
+
+uint64_t Args::get_u64(std::initializer_list<std::string_view> names, uint64_t fallback) {
+  auto v = value(names);
+  if (!v) return fallback;
+  uint64_t out = 0;
+  auto [p, ec] = std::from_chars(v->data(), v->data() + v->size(), out);  // no sign: "-1" is refused
+  if (ec != std::errc() || p != v->data() + v->size())
+    throw_error("{}: option {} expects an integer in [0, {}], got '{}'", command_, *names.begin(), UINT64_MAX, *v);
+  return out;
+}
+
+int max_threads() { return 4 * static_cast<int>(std::max(1u, std::thread::hardware_concurrency())); }
+
+std::string threads_hint() {
+  return fmt::format("at most 4x the {} hardware threads", std::max(1u, std::thread::hardware_concurrency()));
+}
+
+int Args::get_threads(std::initializer_list<std::string_view> names, int fallback) {
+  try {
+    return static_cast<int>(get_int(names, fallback, 1, max_threads()));
+  } catch (const Error& e) {
+    throw_error("{} ({})", e.what(), threads_hint());
+  }
 }
 
 std::string Args::require(std::initializer_list<std::string_view> names) {

@@ -17,6 +17,13 @@ namespace {
 
 using namespace tessera::ops;
 
+constexpr const char* kUsage =
+    "usage: tessera kernels list [--markdown]\n"
+    "\n"
+    "Lists every registered kernel: name, backend, op, weight and activation types, variant, priority,\n"
+    "whether this CPU runs it and whether dispatch picks it by default. --markdown adds the op x type x\n"
+    "variant coverage table (docs/kernels.md is made from it).\n";
+
 // A typical shape of each op (a 2048-wide row; K-quants need 256-multiples), to ask supports().
 MatmulShape typical_shape(const MatmulKernel& k) { return MatmulShape{k.wtype, 2048, 768, k.op == Op::Gemv ? 1 : 64}; }
 
@@ -81,10 +88,14 @@ void print_markdown(const DeviceCaps& caps) {
 
 int cmd_kernels(int argc, char** argv) {
   Args args(argc, argv);
+  if (args.flag({"-h", "--help"})) {
+    std::fputs(kUsage, stdout);
+    return 0;
+  }
   const bool markdown = args.flag({"--markdown", "--md"});
   const auto pos = args.positionals();
   args.finish();
-  if (pos.size() != 1 || pos[0] != "list") throw_error("usage: tessera kernels list [--markdown]");
+  if (pos.size() != 1 || pos[0] != "list") throw_error("{}", kUsage);
   const DeviceCaps caps = host_caps();
   if (markdown) print_markdown(caps);
   else print_plain(caps);

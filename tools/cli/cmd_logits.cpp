@@ -63,7 +63,7 @@ int cmd_logits(int argc, char** argv) {
   const std::string out_path = args.require({"-o", "--out"});
   const std::vector<int32_t> feed = parse_ids(args.get({"--feed"}, ""));
   engine::LoadOptions lo = load_options(args);
-  const int threads = static_cast<int>(args.get_int({"-t", "--threads"}, 2));
+  const int threads = args.get_threads({"-t", "--threads"}, 2);
   args.finish();
 
   lo.print_plan = false;

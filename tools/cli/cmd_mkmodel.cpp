@@ -161,8 +161,7 @@ int cmd_mkmodel(int argc, char** argv) {
   const ModelPreset* base = find_preset(preset_name);
   if (!base) throw_error("unknown preset '{}' (known: {})", preset_name, preset_names());
   ModelPreset preset = *base;
-  preset.n_layer = args.get_int({"--layers"}, preset.n_layer);
-  if (preset.n_layer < 1 || preset.n_layer > 1024) throw_error("--layers must be in [1, 1024], got {}", preset.n_layer);
+  preset.n_layer = args.get_int({"--layers"}, preset.n_layer, 1, 1024);
   const std::string type_arg = args.get({"--type"}, "Q4_K_M");
   const auto scheme = find_scheme(type_arg);
   if (!scheme) throw_error("unknown --type '{}' (known: {})", type_arg, scheme_names());
@@ -170,9 +169,9 @@ int cmd_mkmodel(int argc, char** argv) {
   const bool dry_run = args.flag({"--dry-run"});
   const bool quiet = args.flag({"--quiet", "-q"});
   const std::string out = dry_run ? args.get({"--out"}, "") : args.require({"--out"});
-  const int64_t seed = args.get_int({"--seed"}, 1);
-  const int64_t threads = args.get_int({"--threads", "-t"}, std::max(1u, std::thread::hardware_concurrency()));
-  if (threads < 1 || threads > 1024) throw_error("--threads must be in [1, 1024], got {}", threads);
+  const int64_t seed = args.get_int({"--seed"}, 1, 0, INT64_MAX);
+  const int threads =
+      args.get_threads({"--threads", "-t"}, static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
   const std::string name = args.get({"--name"}, "tessera-random-" + preset_name);
   args.finish();
 
@@ -209,7 +208,7 @@ int cmd_mkmodel(int argc, char** argv) {
   writer.set_u32("general.file_type", scheme->file_type);
   writer.copy_metadata(vocab, "tokenizer.");
 
-  ThreadPool pool(static_cast<int>(threads));
+  ThreadPool pool(threads);
   Progress progress("mkmodel", total_values, !quiet);
   uint64_t total_bytes = 0;
   for (const PlannedTensor& t : plan) {

@@ -104,8 +104,8 @@ int cmd_quantize(int argc, char** argv) {
   const bool allow_requantize = args.flag({"--allow-requantize"});
   const bool verbose = args.flag({"--verbose", "-v"});
   const bool quiet = args.flag({"--quiet", "-q"});
-  const int64_t threads = args.get_int({"--threads", "-t"}, std::max(1u, std::thread::hardware_concurrency()));
-  if (threads < 1 || threads > 1024) throw_error("--threads must be in [1, 1024], got {}", threads);
+  const int threads =
+      args.get_threads({"--threads", "-t"}, static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
   const std::vector<std::string> pos = args.positionals();
   args.finish();
   if (pos.size() != 3) throw_error("expected IN.gguf OUT.gguf TYPE, got {} positional arguments", pos.size());
@@ -145,7 +145,7 @@ int cmd_quantize(int argc, char** argv) {
   writer.set_u32("general.file_type", scheme->file_type);
   writer.set_u32("general.quantization_version", 2);
 
-  ThreadPool pool(static_cast<int>(threads));
+  ThreadPool pool(threads);
   Progress progress("quantize", total_values, !quiet);
   uint64_t out_bytes = 0;
   for (const Job& job : jobs) {

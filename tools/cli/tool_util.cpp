@@ -5,6 +5,7 @@
 
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -119,6 +120,9 @@ std::string format_bytes(uint64_t bytes) {
 }
 
 std::string read_file(const std::string& path) {
+  // A directory opens as a stream on Linux and reads as empty text: refuse it by name.
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) throw_error("'{}' is a directory, not a file", path);
   std::ifstream in(path, std::ios::binary);
   if (!in) throw_error("cannot open '{}'", path);
   std::ostringstream ss;

@@ -49,7 +49,7 @@ std::string format_bytes(uint64_t bytes);
 engine::LoadOptions load_options(Args& args);
 extern const char* const kBackendUsage;  // the usage lines of those two flags
 
-// The whole file as bytes; throws tessera::Error when it cannot be opened.
+// The whole file as bytes; throws tessera::Error when it cannot be opened or is a directory.
 std::string read_file(const std::string& path);
 
 }  // namespace tessera::cli
