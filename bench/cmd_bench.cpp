@@ -25,6 +25,7 @@
 #include "kernels/registry.h"
 #include "tools/cli/args.h"
 #include "tools/cli/commands.h"
+#include "tools/cli/tool_util.h"
 
 #ifndef TESSERA_BUILD_COMMIT
 #define TESSERA_BUILD_COMMIT "unknown"
@@ -44,9 +45,7 @@ struct BenchParams {
   std::vector<std::pair<int, int>> pg;  // -pg pp,tg
   int reps = 5;
   OutputFormat output = OutputFormat::Markdown;
-  std::string backend = "cpu";
-  ops::KernelPolicy kernels = ops::KernelPolicy::from_env();
-  std::vector<std::string> kernel_overrides;  // "op_key=name" as given
+  engine::LoadOptions load;  // backend and kernel overrides
   bool progress = false;
 };
 
@@ -205,17 +204,7 @@ BenchParams parse(Args& args) {
   else if (out == "json") p.output = OutputFormat::Json;
   else if (out == "jsonl") p.output = OutputFormat::Jsonl;
   else throw_error("bench: -o must be md, csv, json or jsonl, got '{}'", out);
-  p.backend = args.get({"--backend"}, "cpu");
-  if (p.backend != "cpu" && p.backend != "ref")
-    throw_error("bench: --backend {} is not available in this build (available: cpu, ref)", p.backend);
-  // --kernel picks a kernel per op key, on top of TESSERA_KERNELS
-  for (const std::string& k : args.values({"--kernel"})) {
-    const size_t eq = k.find('=');
-    if (eq == std::string::npos || eq == 0 || eq + 1 == k.size())
-      throw_error("bench: --kernel expects OPKEY=NAME (e.g. gemv_q4_K=avx2), got '{}'", k);
-    p.kernels.set(k.substr(0, eq), k.substr(eq + 1));
-    p.kernel_overrides.push_back(k);
-  }
+  p.load = load_options(args);  // --backend, --kernel
   p.progress = args.flag({"--progress"});
   if (p.models.empty()) throw_error("bench: no model given (-m FILE)");
   return p;
@@ -241,7 +230,7 @@ std::string size_string(uint64_t bytes) {
 class Printer {
  public:
   Printer(const BenchParams& p) : p_(p), device_(cpu_name()) {
-    for (const std::string& k : p.kernel_overrides) kernels_ += (kernels_.empty() ? "" : ",") + k;
+    kernels_ = p.load.kernels.describe();
     // Like llama-bench, the markdown table shows n_batch / n_ubatch only when not the default.
     show_batch_ = p.n_batch != std::vector<int>{2048};
     show_ubatch_ = p.n_ubatch != std::vector<int>{512};
@@ -278,7 +267,7 @@ class Printer {
         std::snprintf(tps, sizeof tps, "%.2f ± %.2f", mean(ts), sample_stddev(ts));
         std::string line = fmt::format("| {:<30} | {:>10} | {:>10} | {:<10} | {:>7} |", r.model_type,
                                        size_string(r.model_size), params_string(r.model_n_params),
-                                       backend_label(p_.backend), r.n_threads);
+                                       backend_label(p_.load.backend), r.n_threads);
         if (show_batch_) line += fmt::format(" {:>7} |", r.n_batch);
         if (show_ubatch_) line += fmt::format(" {:>8} |", r.n_ubatch);
         // "±" is 2 bytes but one column: pad as llama-bench does (by characters).
@@ -337,8 +326,8 @@ class Printer {
     j["build_number"] = 0;
     j["cpu_info"] = device_;
     j["gpu_info"] = "";
-    j["backends"] = backend_label(p_.backend);
-    j["backend"] = p_.backend;
+    j["backends"] = backend_label(p_.load.backend);
+    j["backend"] = p_.load.backend;
     j["device"] = device_;
     j["kernels"] = kernels_;
     j["model_filename"] = r.model_filename;
@@ -406,8 +395,8 @@ std::vector<TestCase> tests_at_depth(const BenchParams& p, int depth) {
 void bench_model(const std::string& path, const BenchParams& p, Printer& printer) {
   engine::LoadOptions lo;
   lo.print_plan = false;
-  lo.backend = p.backend;
-  lo.kernels = p.kernels;
+  lo.backend = p.load.backend;
+  lo.kernels = p.load.kernels;
   std::shared_ptr<engine::Model> model = engine::Model::load(path, lo);
   const int n_vocab = static_cast<int>(model->config().n_vocab);
   std::mt19937 rng(1234);

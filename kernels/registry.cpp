@@ -157,6 +157,12 @@ void KernelPolicy::parse(const std::string& list) {
   by_key_ = std::move(m);
 }
 
+std::string KernelPolicy::describe() const {
+  std::string s;
+  for (const auto& [key, name] : by_key_) s += (s.empty() ? "" : ",") + key + "=" + name;
+  return s;
+}
+
 const MatmulKernel& KernelPolicy::choose(const MatmulShape& s, const DeviceCaps& caps) const {
   const Op op = s.n_tokens > 1 ? Op::Gemm : Op::Gemv;
   const std::string key = op_key(op, s.wtype);

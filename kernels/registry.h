@@ -104,6 +104,7 @@ class KernelPolicy {
   // Applies "key=name,key=name"; throws tessera::Error on a malformed list (and changes nothing then).
   void parse(const std::string& list);
   bool empty() const { return by_key_.empty(); }
+  std::string describe() const;  // "key=name,key=name" (empty: no override)
 
   // The kernel for this shape on this device: the override when one is set (an error if it names no
   // kernel of this op key or one that cannot run the shape), else the supported kernel with the highest

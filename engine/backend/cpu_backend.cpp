@@ -260,17 +260,9 @@ void CpuStream::moe(const Matrix& gate, const Matrix& up, const Matrix& down, co
   });
 }
 
-class CpuBackend final : public Backend {
+class CpuBackend final : public HostBackend {
  public:
-  CpuBackend() { caps_ = ops::host_caps(ops::Backend::Cpu); }
-
-  std::unique_ptr<Buffer> alloc(size_t bytes) override { return std::make_unique<HostBuffer>(bytes); }
-
-  Matrix upload_matrix(const gguf::TensorInfo& t, const ops::KernelPolicy& policy) override {
-    return host_matrix(t, policy, caps_);
-  }
-  Vector upload_vector(const float* values, int64_t n) override { return Vector{values, n, nullptr}; }
-  Table upload_table(const gguf::TensorInfo& t) override { return Table{&t, nullptr}; }
+  CpuBackend() : HostBackend(ops::Backend::Cpu) {}
   std::unique_ptr<KvStore> create_kv(const KvShape& shape) override { return std::make_unique<CpuKv>(shape); }
   std::unique_ptr<Stream> create_stream(const ModelConfig& c, const StreamOptions& o) override {
     return std::make_unique<CpuStream>(c, o);

@@ -35,6 +35,19 @@ inline int32_t* i32(const Buffer& b) { return reinterpret_cast<int32_t*>(static_
 // A weight of the mapped file as a host matrix (zero-copy) with its kernels bound for this device.
 Matrix host_matrix(const gguf::TensorInfo& t, const ops::KernelPolicy& policy, const ops::DeviceCaps& caps);
 
+// Memory and weights of a backend that computes on the host: buffers are host memory, weights stay
+// in the mapped file; the backends differ in their KV layout and their ops (create_kv, create_stream).
+class HostBackend : public Backend {
+ public:
+  explicit HostBackend(ops::Backend kind) { caps_ = ops::host_caps(kind); }
+  std::unique_ptr<Buffer> alloc(size_t bytes) override { return std::make_unique<HostBuffer>(bytes); }
+  Matrix upload_matrix(const gguf::TensorInfo& t, const ops::KernelPolicy& policy) override {
+    return host_matrix(t, policy, caps_);
+  }
+  Vector upload_vector(const float* values, int64_t n) override { return Vector{values, n, nullptr}; }
+  Table upload_table(const gguf::TensorInfo& t) override { return Table{&t, nullptr}; }
+};
+
 std::shared_ptr<Backend> make_cpu_backend();  // cpu_backend.cpp
 std::shared_ptr<Backend> make_ref_backend();  // ref_backend.cpp
 

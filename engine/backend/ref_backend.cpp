@@ -249,15 +249,9 @@ class RefStream final : public Stream {
   Batch b_;
 };
 
-class RefBackend final : public Backend {
+class RefBackend final : public HostBackend {
  public:
-  RefBackend() { caps_ = ops::host_caps(ops::Backend::Ref); }
-  std::unique_ptr<Buffer> alloc(size_t bytes) override { return std::make_unique<HostBuffer>(bytes); }
-  Matrix upload_matrix(const gguf::TensorInfo& t, const ops::KernelPolicy& policy) override {
-    return host_matrix(t, policy, caps_);
-  }
-  Vector upload_vector(const float* values, int64_t n) override { return Vector{values, n, nullptr}; }
-  Table upload_table(const gguf::TensorInfo& t) override { return Table{&t, nullptr}; }
+  RefBackend() : HostBackend(ops::Backend::Ref) {}
   std::unique_ptr<KvStore> create_kv(const KvShape& shape) override { return std::make_unique<RefKv>(shape); }
   std::unique_ptr<Stream> create_stream(const ModelConfig& c, const StreamOptions&) override {
     return std::make_unique<RefStream>(c);
