@@ -10,6 +10,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <ostream>
 #include <vector>
 
 #include "core/thread_pool.h"
@@ -234,4 +235,8 @@ INSTANTIATE_TEST_SUITE_P(Kernel, MatmulConformance, ::testing::ValuesIn(all_matm
                          [](const ::testing::TestParamInfo<const MatmulKernel*>& i) { return i.param->name; });
 
 }  // namespace
+
+// Test parameters print as the kernel's name (ctest shows it after the test name: stable, readable).
+void PrintTo(const MatmulKernel* k, std::ostream* os) { *os << k->name; }
+
 }  // namespace tessera::ops

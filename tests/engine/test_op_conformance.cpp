@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <ostream>
 #include <cstring>
 #include <memory>
 #include <random>
@@ -454,4 +455,8 @@ INSTANTIATE_TEST_SUITE_P(Kernel, OpConformance, ::testing::ValuesIn(all_op_kerne
                          [](const ::testing::TestParamInfo<const OpKernel*>& i) { return i.param->name; });
 
 }  // namespace
+
+// Test parameters print as the kernel's name (ctest shows it after the test name: stable, readable).
+void PrintTo(const OpKernel* k, std::ostream* os) { *os << k->name; }
+
 }  // namespace tessera::ops
