@@ -8,11 +8,19 @@
 //   prefill 512 tokens x 2048->768 (GEMM kernels)
 //   moe_prefill 16 experts x 32 tokens each, 2048->768 (GEMM kernels: how MoE prefill groups tokens)
 // Single-token cases rotate through 64 weight slices (more than the L3) so weights come from DRAM.
+// The smaller ops' kernels, by name, on Qwen3-30B-A3B shapes (32 query / 4 KV heads of 128):
+//   attention_f16_*/decode_depth4096   one token over 4097 keys, rotating over 8 layers' KV (DRAM);
+//                                      GB/s = K and V bytes the token reads
+//   attention_f16_*/prefill_512tok     a 512-token tile at positions 0..511 (causal); GB/s = K and V
+//                                      bytes of the tile's 512 positions, GFLOP/s = 4*head_dim per (row, key)
+//   quantize_*/decode_2048, prefill_512x2048   activation rows prepared for matmul; GB/s = f32 bytes read
 // Threads: TESSERA_BENCH_THREADS (default 2). Other processes on the machine make numbers noisy: use
 // --benchmark_repetitions and take the best.
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -23,7 +31,9 @@
 #include <vector>
 
 #include "core/thread_pool.h"
+#include "engine/backend/cpu_kv.h"
 #include "engine/backend/cpu_matmul.h"
+#include "kernels/cpu/attention.h"
 #include "kernels/registry.h"
 #include "tools/testdata/random_weights.h"
 
@@ -160,6 +170,119 @@ void bm_memcpy(benchmark::State& state) {
   state.counters["best_GB/s"] = best_memcpy_gbps();
 }
 
+// Attention of n_tokens tokens at positions depth.. over the f16 paged KV of Qwen3-30B-A3B (one
+// sequence). Decode rotates over kLayers layers so each call reads its K and V from DRAM.
+void run_attention(benchmark::State& state, const OpKernel* k, int depth, int n_tokens) {
+  constexpr int kHeads = 32, kHeadsKv = 4, kHeadDim = 128, kLayers = 8;
+  const int n_pos = depth + n_tokens, n_blocks = (n_pos + kKvBlock - 1) / kKvBlock;
+  const int layers = n_tokens == 1 ? kLayers : 1;
+  engine::CpuKv kv(engine::KvShape{layers, kHeadsKv, kHeadDim, n_blocks});
+  std::vector<int32_t> blocks(static_cast<size_t>(n_blocks));
+  for (int b = 0; b < n_blocks; ++b) blocks[b] = b;
+  const auto kvals = random_activations(static_cast<int64_t>(kHeadsKv) * kHeadDim, 3);
+  for (int l = 0; l < layers; ++l)
+    for (int p = 0; p < n_pos; ++p) kv.store(l, blocks.data(), p, kvals.data(), kvals.data());
+  const auto q = random_activations(static_cast<int64_t>(n_tokens) * kHeads * kHeadDim, 4);
+  std::vector<float> out(q.size());
+  std::vector<int32_t> pos(static_cast<size_t>(n_tokens));
+  std::vector<const int32_t*> tables(static_cast<size_t>(n_tokens), blocks.data());
+  for (int t = 0; t < n_tokens; ++t) pos[t] = depth + t;
+  AttentionArgs a;
+  a.n_tokens = n_tokens;
+  a.n_head = kHeads;
+  a.n_head_kv = kHeadsKv;
+  a.head_dim = kHeadDim;
+  a.scale = 1.0f / std::sqrt(static_cast<float>(kHeadDim));
+  a.q = q.data();
+  a.q_stride = kHeads * kHeadDim;
+  a.out = out.data();
+  a.out_stride = kHeads * kHeadDim;
+  a.pos = pos.data();
+  a.block_table = tables.data();
+  a.block_elems = kv.head_block_elems();
+  a.head_stride = kv.head_stride();
+  const AttendRowsFn fn = k->fn<AttendRowsFn>();
+  int layer = 0;
+  const auto t0 = std::chrono::steady_clock::now();
+  for (auto _ : state) {
+    a.k_cache = kv.k_layer(layer);
+    a.v_cache = kv.v_layer(layer);
+    layer = (layer + 1) % layers;
+    attention(a, pool(), fn);
+    benchmark::DoNotOptimize(out.data());
+  }
+  const double per_s = static_cast<double>(state.iterations()) /
+                       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  // K and V bytes of the positions the tokens see (each read once by an ideal kernel)
+  const double kv_bytes = 2.0 * kHeadsKv * kHeadDim * sizeof(uint16_t) * n_pos;
+  double pairs = 0;  // (query row, key) pairs
+  for (int t = 0; t < n_tokens; ++t) pairs += static_cast<double>(kHeads) * (pos[t] + 1);
+  state.counters["GB/s"] = kv_bytes * per_s / 1e9;
+  state.counters["GFLOP/s"] = pairs * 4 * kHeadDim * per_s / 1e9;
+  state.counters["threads"] = pool().size();
+  state.SetLabel(std::string(backend_name(k->backend)));
+}
+
+// Activation preparation of n_tokens rows of n_in values (on the calling thread, as decode runs it;
+// prefill splits tokens over the pool like ops::matmul).
+void run_quantize(benchmark::State& state, const OpKernel* k, ActType act, int64_t n_in, int64_t n_tokens) {
+  const auto x = random_activations(n_in * n_tokens, 5);
+  const size_t n = static_cast<size_t>(n_in * n_tokens);
+  std::vector<int8_t> qs(n);
+  std::vector<float> d(n / 32 + 1);
+  std::vector<int32_t> s(n / 16 + 1), s32(n / 32 + 1);
+  std::vector<uint16_t> h16(n);
+  const QuantizeFn fn = k->fn<QuantizeFn>();
+  constexpr int64_t kTokensPerTask = 8;
+  const int64_t n_tasks = (n_tokens + kTokensPerTask - 1) / kTokensPerTask;
+  const auto t0 = std::chrono::steady_clock::now();
+  for (auto _ : state) {
+    if (n_tasks == 1) {
+      fn(act, x.data(), n_in, n_in, 0, n_tokens, qs.data(), d.data(), s.data(), s32.data(), h16.data());
+    } else {
+      pool().parallel_for(n_tasks, [&](int64_t t, int) {
+        fn(act, x.data(), n_in, n_in, t * kTokensPerTask, std::min(n_tokens, (t + 1) * kTokensPerTask), qs.data(),
+           d.data(), s.data(), s32.data(), h16.data());
+      });
+    }
+    benchmark::DoNotOptimize(qs.data());
+    benchmark::DoNotOptimize(h16.data());
+  }
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  state.counters["GB/s"] = static_cast<double>(n) * sizeof(float) * static_cast<double>(state.iterations()) / secs / 1e9;
+  state.counters["threads"] = n_tasks == 1 ? 1 : pool().size();
+  state.SetLabel(std::string(backend_name(k->backend)));
+}
+
+void register_op_benchmarks(const DeviceCaps& caps) {
+  for (const OpKernel& k : op_kernels()) {
+    if (k.op == "attention_f16") {
+      if (!op_kernel_supports(k, caps, 128)) continue;
+      benchmark::RegisterBenchmark((k.name + "/decode_depth4096").c_str(),
+                                   [&k](benchmark::State& st) { run_attention(st, &k, 4096, 1); })
+          ->Unit(benchmark::kMicrosecond)
+          ->UseRealTime();
+      benchmark::RegisterBenchmark((k.name + "/prefill_512tok").c_str(),
+                                   [&k](benchmark::State& st) { run_attention(st, &k, 0, 512); })
+          ->Unit(benchmark::kMillisecond)
+          ->UseRealTime();
+    } else if (k.op.starts_with("quantize_")) {
+      if (!op_kernel_supports(k, caps)) continue;
+      ActType act = ActType::F32;
+      for (ActType a : {ActType::F16, ActType::BF16, ActType::Q8_0, ActType::Q8_1, ActType::Q8_K})
+        if (quantize_op_key(a) == k.op) act = a;
+      benchmark::RegisterBenchmark((k.name + "/decode_2048").c_str(),
+                                   [&k, act](benchmark::State& st) { run_quantize(st, &k, act, 2048, 1); })
+          ->Unit(benchmark::kMicrosecond)
+          ->UseRealTime();
+      benchmark::RegisterBenchmark((k.name + "/prefill_512x2048").c_str(),
+                                   [&k, act](benchmark::State& st) { run_quantize(st, &k, act, 2048, 512); })
+          ->Unit(benchmark::kMicrosecond)
+          ->UseRealTime();
+    }
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -195,6 +318,7 @@ int main(int argc, char** argv) {
           ->UseRealTime();
     }
   }
+  register_op_benchmarks(caps);
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::AddCustomContext("cpu_features", caps.describe());

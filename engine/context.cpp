@@ -21,7 +21,7 @@ Context::Context(std::shared_ptr<const Model> model, const ContextOptions& opts)
   Backend& be = model_->backend();
   kv_ = be.create_kv(KvShape{static_cast<int>(c.n_layer), static_cast<int>(c.n_head_kv), static_cast<int>(c.head_dim),
                              blocks_.n_blocks()});
-  stream_ = be.create_stream(c, StreamOptions{opts_.n_threads, opts_.n_batch});
+  stream_ = be.create_stream(c, StreamOptions{opts_.n_threads, opts_.n_batch, model_->kernel_policy()});
   seqs_.resize(static_cast<size_t>(opts.n_seq_max));
   ws_ = std::make_unique<Workspace>(be, c, opts_.n_batch);
   pos_.resize(static_cast<size_t>(opts_.n_batch));

@@ -86,14 +86,57 @@ void KernelRegistry::add(Op op, Backend backend, GgmlType wtype, std::string var
   kernels_.push_back(std::move(k));
 }
 
-const std::vector<MatmulKernel>& matmul_kernels() {
-  static const std::vector<MatmulKernel> all = [] {
-    KernelRegistry r;
-    register_ref_kernels(r);
-    register_cpu_kernels(r);
-    return r.kernels();
+void KernelRegistry::add_op(std::string op_key, Backend backend, std::string variant, int priority,
+                            OpSupportsFn supports, OpFn run) {
+  OpKernel k;
+  k.name = op_key + "_" + variant;
+  k.op = std::move(op_key);
+  k.backend = backend;
+  k.variant = std::move(variant);
+  k.priority = priority;
+  k.supports = supports;
+  k.run = run;
+  for (const OpKernel& other : op_kernels_)
+    if (other.name == k.name) throw_error("kernel '{}' registered twice", k.name);
+  op_kernels_.push_back(std::move(k));
+}
+
+namespace {
+const KernelRegistry& registry() {
+  static const KernelRegistry r = [] {
+    KernelRegistry reg;
+    register_ref_kernels(reg);
+    register_cpu_kernels(reg);
+    register_op_kernels(reg);
+    return reg;
   }();
-  return all;
+  return r;
+}
+}  // namespace
+
+const std::vector<MatmulKernel>& matmul_kernels() { return registry().kernels(); }
+const std::vector<OpKernel>& op_kernels() { return registry().op_kernels(); }
+
+const OpKernel* find_op_kernel(std::string_view name) {
+  for (const OpKernel& k : op_kernels())
+    if (k.name == name) return &k;
+  return nullptr;
+}
+
+std::string quantize_op_key(ActType act) {
+  return act == ActType::F32 ? std::string() : "quantize_" + std::string(act_type_name(act));
+}
+
+bool op_kernel_supports(const OpKernel& k, const DeviceCaps& caps, int64_t row) {
+  return backend_runs(caps.backend, k.backend) && (k.supports == nullptr || k.supports(caps, row));
+}
+
+std::string variant_cpu_needs(std::string_view v) {
+  if (v.starts_with("avx512vbmi")) return "avx512f avx512bw avx512vl avx512_vnni avx512_vbmi fma f16c";
+  if (v.starts_with("avx512")) return "avx512f avx512bw avx512vl avx512_vnni fma f16c";
+  if (v.starts_with("avxvnni")) return "avx2 fma f16c avx_vnni";
+  if (v.starts_with("avx2")) return "avx2 fma f16c";
+  return "";
 }
 
 const MatmulKernel* find_kernel(std::string_view name) {
@@ -193,10 +236,38 @@ const MatmulKernel& KernelPolicy::choose(const MatmulShape& s, const DeviceCaps&
   return *best;
 }
 
+const OpKernel& KernelPolicy::choose_op(const std::string& key, const DeviceCaps& caps, int64_t row) const {
+  const OpKernel* forced = nullptr;
+  if (auto it = by_key_.find(key); it != by_key_.end()) {
+    forced = find_op_kernel(it->second);
+    if (!forced) forced = find_op_kernel(key + "_" + it->second);  // a bare variant: "ref"
+    if (!forced) throw_error("kernel override {}={}: no such kernel (see `tessera kernels list`)", key, it->second);
+    if (forced->op != key) throw_error("kernel override {}={}: that kernel does not implement {}", key, it->second, key);
+  } else if (auto star = by_key_.find("*"); star != by_key_.end()) {
+    // "*" reaches this op only where it has a kernel of that name or variant
+    forced = find_op_kernel(star->second);
+    if (!forced || forced->op != key) forced = find_op_kernel(key + "_" + star->second);
+  }
+  if (forced) {
+    if (!op_kernel_supports(*forced, caps, row))
+      throw_error("kernel override {}={}: not supported here (row {}, {})", key, forced->name, row, caps.describe());
+    return *forced;
+  }
+  const OpKernel* best = nullptr;
+  for (const OpKernel& k : op_kernels()) {
+    if (k.op != key || !op_kernel_supports(k, caps, row)) continue;
+    if (!best || k.priority > best->priority) best = &k;
+  }
+  if (!best) throw_error("no kernel for {} (row {}) on {}", key, row, caps.describe());
+  return *best;
+}
+
 BoundMatmul BoundMatmul::bind(const KernelPolicy& policy, GgmlType wtype, int64_t n_in, int64_t n_out,
                               const DeviceCaps& caps) {
   BoundMatmul b;
   b.by_tokens[1] = &policy.choose(MatmulShape{wtype, n_in, n_out, 1}, caps);  // throws: nothing runs this weight
+  if (const std::string q = quantize_op_key(b.by_tokens[1]->act); !q.empty())
+    b.quantize = policy.choose_op(q, caps).fn<QuantizeFn>();
   auto try_choose = [&](int64_t n) -> const MatmulKernel* {
     try {
       return &policy.choose(MatmulShape{wtype, n_in, n_out, n}, caps);
@@ -214,6 +285,24 @@ const MatmulKernel& BoundMatmul::for_tokens(int64_t n) const {
   const MatmulKernel* k = n <= kSmall ? by_tokens[n < 1 ? 1 : n] : many;
   if (!k) throw_error("no kernel bound for {} tokens: {}", n, unsupported);
   return *k;
+}
+
+}  // namespace tessera::ops
+
+namespace tessera::ops {
+
+BoundOps BoundOps::bind(const KernelPolicy& policy, const DeviceCaps& caps, int64_t head_dim) {
+  BoundOps b;
+  auto pick = [&](const std::string& key, int64_t row) -> const OpKernel& {
+    const OpKernel& k = policy.choose_op(key, caps, row);
+    b.names += (b.names.empty() ? "" : ", ") + k.name;
+    return k;
+  };
+  b.attention = pick("attention_f16", head_dim).fn<AttendRowsFn>();
+  b.rmsnorm = pick("rmsnorm_f32", 0).fn<RmsnormFn>();
+  b.rope = pick("rope_neox_f32", 0).fn<RopeFn>();
+  b.swiglu = pick("swiglu_f32", 0).fn<SwigluFn>();
+  return b;
 }
 
 }  // namespace tessera::ops

@@ -7,6 +7,7 @@
 #include <map>
 #include <string>
 #include <string_view>
+#include <variant>
 #include <vector>
 
 #include "kernels/cpu_caps.h"
@@ -61,6 +62,46 @@ struct MatmulKernel {
   MatmulFn run = nullptr;
 };
 
+// ---- The smaller ops: attention, activation quantization, element-wise ----------------------------
+// Their kernels share one entry type, named <op key>_<variant> like the matmul ones, e.g.
+// attention_f16_avx512, quantize_q8_0_ref, swiglu_f32_avx512. Op keys: attention_f16 (over the f16
+// paged KV), quantize_<act> (f16, bf16, q8_0, q8_1, q8_K: activations prepared for matmul),
+// rmsnorm_f32, rope_neox_f32, swiglu_f32. Each op has a `ref` twin (Backend::Ref) the others are
+// compared with.
+
+struct AttentionArgs;                      // kernels/cpu/attention.h
+namespace detail { struct AttnRows; }      // kernels/cpu/attention.h
+
+// The signatures, one per op (argument meanings in the headers named).
+// attention_f16: up to kMaxRows query rows sharing one KV head (ops::attention splits the work).
+using AttendRowsFn = void (*)(const AttentionArgs& a, const detail::AttnRows& rows);
+// quantize_<act>: tokens [t_begin, t_end) of x into the buffers of a PreparedActs (kernels/ref/act_quant.h).
+using QuantizeFn = void (*)(ActType type, const float* x, int64_t x_stride, int64_t n_in, int64_t t_begin,
+                            int64_t t_end, int8_t* qs, float* d, int32_t* s, int32_t* s32, uint16_t* h16);
+// rmsnorm_f32, rope_neox_f32, swiglu_f32 (kernels/cpu/elementwise.h).
+using RmsnormFn = void (*)(const float* x, int64_t x_stride, float* y, int64_t y_stride, const float* w,
+                           int64_t n_rows, int64_t n, double eps);
+using RopeFn = void (*)(float* x, int64_t n_heads, int64_t head_dim, const float* cos, const float* sin);
+using SwigluFn = void (*)(float* g, const float* u, int64_t n);
+using OpFn = std::variant<AttendRowsFn, QuantizeFn, RmsnormFn, RopeFn, SwigluFn>;
+
+// Whether a kernel runs on this device for rows of this length (head_dim for attention; 0: any).
+using OpSupportsFn = bool (*)(const DeviceCaps& caps, int64_t row);
+
+struct OpKernel {
+  std::string name;     // <op key>_<variant>
+  std::string op;       // op key, e.g. "attention_f16"
+  Backend backend = Backend::Cpu;
+  std::string variant;  // "ref", "avx512", ...
+  int priority = 0;     // among supported kernels of one op key, the highest is chosen
+  OpSupportsFn supports = nullptr;  // CPU features / row lengths (nullptr: any)
+  OpFn run;
+  template <class Fn> Fn fn() const { return std::get<Fn>(run); }
+};
+
+// The CPU features a variant's kernels need, for messages ("avx2 fma f16c"; "" for ref and scalar).
+std::string variant_cpu_needs(std::string_view variant);
+
 // The registry's builder, handed to the registration functions below.
 class KernelRegistry {
  public:
@@ -68,18 +109,31 @@ class KernelRegistry {
   void add(Op op, Backend backend, GgmlType wtype, std::string variant, int priority, int64_t row_block,
            SupportsFn supports, MatmulFn run, int64_t max_tokens = 0);
   const std::vector<MatmulKernel>& kernels() const { return kernels_; }
+  // Adds a kernel of one of the smaller ops, named <op_key>_<variant>.
+  void add_op(std::string op_key, Backend backend, std::string variant, int priority, OpSupportsFn supports,
+              OpFn run);
+  const std::vector<OpKernel>& op_kernels() const { return op_kernels_; }
 
  private:
   std::vector<MatmulKernel> kernels_;
+  std::vector<OpKernel> op_kernels_;
 };
 
 // Registration functions, one per kernel family (explicit lists: nothing relies on static initialisers).
 void register_ref_kernels(KernelRegistry& r);  // kernels/ref/matmul_ref.cpp
 void register_cpu_kernels(KernelRegistry& r);  // kernels/cpu/register_cpu.cpp
+void register_op_kernels(KernelRegistry& r);   // kernels/cpu/register_ops.cpp (all variants, ref twins too)
 
 // Every registered matmul kernel, in registration order.
 const std::vector<MatmulKernel>& matmul_kernels();
 const MatmulKernel* find_kernel(std::string_view name);
+// Every registered kernel of the smaller ops, in registration order.
+const std::vector<OpKernel>& op_kernels();
+const OpKernel* find_op_kernel(std::string_view name);
+// The op key of activation quantization to this type ("quantize_q8_0"); F32 needs none ("").
+std::string quantize_op_key(ActType act);
+// True when k runs on this device for rows of this length.
+bool op_kernel_supports(const OpKernel& k, const DeviceCaps& caps, int64_t row = 0);
 
 // The op key overrides are keyed by: "<op>_<weight type>", e.g. "gemv_iq4_nl".
 std::string op_key(Op op, GgmlType wtype);
@@ -110,6 +164,10 @@ class KernelPolicy {
   // kernel of this op key or one that cannot run the shape), else the supported kernel with the highest
   // priority. Never falls back silently: throws tessera::Error when nothing supports the shape.
   const MatmulKernel& choose(const MatmulShape& shape, const DeviceCaps& caps) const;
+  // The same for a smaller op by its key (row: see OpSupportsFn). The key "*" applies to these ops only
+  // where the op has a kernel of that name or variant ("*=ref" forces every reference; "*=avx2" leaves
+  // attention, which has no avx2 kernel, at its default).
+  const OpKernel& choose_op(const std::string& op_key, const DeviceCaps& caps, int64_t row = 0) const;
 
  private:
   std::map<std::string, std::string> by_key_;
@@ -120,6 +178,7 @@ struct BoundMatmul {
   static constexpr int64_t kSmall = 8;         // token counts bound one by one
   const MatmulKernel* by_tokens[kSmall + 1] = {};  // [n] for 1 <= n <= kSmall
   const MatmulKernel* many = nullptr;          // more than kSmall tokens
+  QuantizeFn quantize = nullptr;               // prepares the activations (quantize_<act>; null for f32)
   std::string unsupported;                     // why an entry is null (an override that cannot run it)
 
   // Chooses with the policy for every token count (throws when not even one token can run).
@@ -127,6 +186,19 @@ struct BoundMatmul {
                           const DeviceCaps& caps);
   // The kernel for n tokens; throws tessera::Error (with `unsupported`) when none was bound.
   const MatmulKernel& for_tokens(int64_t n) const;
+};
+
+// The kernels of the smaller ops one stream runs, chosen once (when the stream is made) with the policy.
+// (Activation quantization is bound with each weight: BoundMatmul::quantize.)
+struct BoundOps {
+  AttendRowsFn attention = nullptr;  // attention_f16
+  RmsnormFn rmsnorm = nullptr;       // rmsnorm_f32
+  RopeFn rope = nullptr;             // rope_neox_f32
+  SwigluFn swiglu = nullptr;         // swiglu_f32
+  std::string names;                 // "attention_f16_avx512, ..." (what was chosen)
+
+  // Throws tessera::Error for an override that names no kernel of its op or one that cannot run here.
+  static BoundOps bind(const KernelPolicy& policy, const DeviceCaps& caps, int64_t head_dim);
 };
 
 }  // namespace tessera::ops

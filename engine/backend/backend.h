@@ -133,6 +133,9 @@ class Stream {
 struct StreamOptions {
   int n_threads = 2;
   int64_t n_batch = 512;  // most tokens of one batch
+  // Kernel overrides for the stream's own ops (attention_f16, rmsnorm_f32, rope_neox_f32, swiglu_f32):
+  // the model's policy (Model::kernel_policy()), applied once when the stream is made.
+  ops::KernelPolicy kernels;
 };
 
 class Backend {

@@ -1,5 +1,6 @@
 // The CPU backend: host memory, weights zero-copy in the mapped file, the SIMD kernels of kernels/cpu
-// (chosen per weight at load), and a thread pool per stream. Row-wise ops split rows over the pool;
+// (matmul kernels chosen per weight at load, attention and element-wise kernels per stream, both from
+// the registry with the model's KernelPolicy), and a thread pool per stream. Row-wise ops split rows over the pool;
 // MoE groups each step's (token, expert) pairs by expert so each selected expert is read once.
 #include <algorithm>
 #include <cmath>
@@ -36,7 +37,8 @@ ops::MatmulJob job(const Matrix& w, const float* x, int64_t rows, float* y) {
 
 class CpuStream final : public Stream {
  public:
-  CpuStream(const ModelConfig& c, const StreamOptions& o) : c_(c), pool_(std::max(1, o.n_threads)) {
+  CpuStream(const ModelConfig& c, const StreamOptions& o, const ops::DeviceCaps& caps)
+      : c_(c), ops_(ops::BoundOps::bind(o.kernels, caps, c.head_dim)), pool_(std::max(1, o.n_threads)) {
     const size_t N = static_cast<size_t>(o.n_batch), hd2 = static_cast<size_t>(c.head_dim / 2);
     rope_cos_.resize(N * hd2);
     rope_sin_.resize(N * hd2);
@@ -74,7 +76,7 @@ class CpuStream final : public Stream {
     const int64_t n = w.n;
     float *px = f32(x), *py = f32(y);
     parallel_rows(pool_, rows, std::max<int64_t>(32, 8192 / n), [&](int64_t r0, int64_t r1) {
-      ops::rmsnorm(px + r0 * n, n, py + r0 * n, n, w.host, r1 - r0, n, c_.eps);
+      ops_.rmsnorm(px + r0 * n, n, py + r0 * n, n, w.host, r1 - r0, n, c_.eps);
     });
   }
 
@@ -83,7 +85,7 @@ class CpuStream final : public Stream {
     float* p = f32(x);
     parallel_rows(pool_, b_.n_tokens, 16, [&](int64_t t0, int64_t t1) {
       for (int64_t t = t0; t < t1; ++t)
-        ops::rope_neox(p + t * n_head * hd, n_head, hd, rope_cos_.data() + t * half, rope_sin_.data() + t * half);
+        ops_.rope(p + t * n_head * hd, n_head, hd, rope_cos_.data() + t * half, rope_sin_.data() + t * half);
     });
   }
 
@@ -115,7 +117,7 @@ class CpuStream final : public Stream {
     a.v_cache = store.v_layer(layer);
     a.block_elems = store.head_block_elems();
     a.head_stride = store.head_stride();
-    ops::attention(a, pool_);
+    ops::attention(a, pool_, ops_.attention);
   }
 
   void matmul(std::span<const MatmulCall> calls) override {
@@ -137,7 +139,7 @@ class CpuStream final : public Stream {
 
   void swiglu(Buffer& g, const Buffer& u, int64_t n) override {
     float *pg = f32(g), *pu = f32(u);
-    parallel_rows(pool_, b_.n_tokens, 16, [&](int64_t t0, int64_t t1) { ops::swiglu(pg + t0 * n, pu + t0 * n, (t1 - t0) * n); });
+    parallel_rows(pool_, b_.n_tokens, 16, [&](int64_t t0, int64_t t1) { ops_.swiglu(pg + t0 * n, pu + t0 * n, (t1 - t0) * n); });
   }
 
   void route(const Buffer& logits, Buffer& ids, Buffer& w) override {
@@ -181,6 +183,7 @@ class CpuStream final : public Stream {
   }
 
   const ModelConfig& c_;
+  const ops::BoundOps ops_;  // attention, rmsnorm, rope, swiglu kernels of this stream
   ThreadPool pool_;
   Batch b_;
   std::vector<float> rope_cos_, rope_sin_;  // [n_batch][head_dim/2]
@@ -235,7 +238,7 @@ void CpuStream::moe(const Matrix& gate, const Matrix& up, const Matrix& down, co
 
   // a = silu(g) * u
   parallel_rows(pool_, rows, 32, [&](int64_t r0, int64_t r1) {
-    ops::swiglu(moe_gate_.data() + r0 * F, moe_up_.data() + r0 * F, (r1 - r0) * F);
+    ops_.swiglu(moe_gate_.data() + r0 * F, moe_up_.data() + r0 * F, (r1 - r0) * F);
   });
 
   // y_e = Wdown_e a for every active expert (one call)
@@ -265,7 +268,7 @@ class CpuBackend final : public HostBackend {
   CpuBackend() : HostBackend(ops::Backend::Cpu) {}
   std::unique_ptr<KvStore> create_kv(const KvShape& shape) override { return std::make_unique<CpuKv>(shape); }
   std::unique_ptr<Stream> create_stream(const ModelConfig& c, const StreamOptions& o) override {
-    return std::make_unique<CpuStream>(c, o);
+    return std::make_unique<CpuStream>(c, o, caps_);
   }
 };
 

@@ -1,6 +1,6 @@
 // ops::matmul: validates the jobs, picks one registered kernel per job, prepares each distinct
-// activation input once (quantized / converted as the weight type requires), then runs the row chunks
-// of all jobs in a single parallel region.
+// activation input once (quantized / converted as the weight type requires, by the quantize_<act>
+// kernel bound with the weight), then runs the row chunks of all jobs in a single parallel region.
 #include "engine/backend/cpu_matmul.h"
 
 #include <algorithm>
@@ -8,8 +8,6 @@
 #include <vector>
 
 #include "core/error.h"
-#include "kernels/cpu/cpu_kernels.h"
-#include "kernels/ref/act_quant.h"
 
 namespace tessera::ops {
 
@@ -25,6 +23,7 @@ struct ActBuffers {
 
 struct JobPlan {
   const MatmulKernel* kernel = nullptr;
+  QuantizeFn quantize = nullptr;  // prepares this job's activations (owns_acts)
   PreparedActs acts;
   bool active = false;    // has rows and tokens
   bool owns_acts = false; // its activations are quantized here (not shared with an earlier job)
@@ -94,11 +93,21 @@ PreparedActs make_acts(const MatmulJob& j, ActType type, ActBuffers& buf) {
   return p;
 }
 
+// The activation quantizer of each type with no override, for jobs that come without bound kernels.
+QuantizeFn default_quantizer(ActType act, const DeviceCaps& host) {
+  static const std::vector<QuantizeFn> by_type = [&] {
+    std::vector<QuantizeFn> v(6, nullptr);
+    for (ActType a : {ActType::F16, ActType::BF16, ActType::Q8_0, ActType::Q8_1, ActType::Q8_K})
+      v[static_cast<size_t>(a)] = KernelPolicy().choose_op(quantize_op_key(a), host).fn<QuantizeFn>();
+    return v;
+  }();
+  return by_type[static_cast<size_t>(act)];
+}
+
 }  // namespace
 
 void matmul(std::span<const MatmulJob> jobs, ThreadPool& pool) {
   static const DeviceCaps host = host_caps();
-  const CpuCaps& caps = host.cpu;
   // Scratch reused across calls from the same caller thread. The lambdas below run on pool threads too,
   // so they must reach these through references, never by naming the thread_locals.
   thread_local std::vector<JobPlan> tl_plans;
@@ -138,6 +147,8 @@ void matmul(std::span<const MatmulJob> jobs, ThreadPool& pool) {
     if (p.acts.n_tokens == 0) {
       p.acts = make_acts(j, p.kernel->act, buffers[i]);
       p.owns_acts = p.kernel->act != ActType::F32;
+      if (p.owns_acts)
+        p.quantize = j.kernels && j.kernels->quantize ? j.kernels->quantize : default_quantizer(p.kernel->act, host);
       if (p.owns_acts) quant_values += j.n_tokens * j.w.n_in;
     }
   }
@@ -150,12 +161,11 @@ void matmul(std::span<const MatmulJob> jobs, ThreadPool& pool) {
     for (int64_t t = 0; t < jobs[i].n_tokens; t += step)
       quant_tasks.push_back({static_cast<int32_t>(i), t, std::min(jobs[i].n_tokens, t + step)});
   }
-  const auto quantize_fn = caps.has_avx512() ? quantize_activations_avx512 : quantize_activations;
   auto quantize = [&](int64_t qi, int) {
     const QuantTask& q = quant_tasks[qi];
     const MatmulJob& j = jobs[q.job];
     ActBuffers& b = buffers[q.job];
-    quantize_fn(plans[q.job].kernel->act, j.x, j.x_stride, j.w.n_in, q.t_begin, q.t_end, b.qs.data(),
+    plans[q.job].quantize(plans[q.job].kernel->act, j.x, j.x_stride, j.w.n_in, q.t_begin, q.t_end, b.qs.data(),
                          b.d.data(), b.s.data(), b.s32.data(), b.h16.data());
   };
   if (parallel_quant) {

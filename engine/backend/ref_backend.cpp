@@ -197,6 +197,8 @@ class RefStream final : public Stream {
       for (int64_t e = 0; e < X; ++e) sum += (p[e] = std::exp(r[e] - mx));
       for (double& v : p) v /= sum;
       for (int64_t e = 0; e < X; ++e) order[e] = static_cast<int32_t>(e);
+      // largest first, lower index first on ties (std::sort with the tie-break: libstdc++ 12's
+      // stable_sort uses get_temporary_buffer, deprecated under clang 19 and fatal with -Werror)
       std::sort(order.begin(), order.end(), [&](int32_t a, int32_t b) { return p[a] > p[b] || (p[a] == p[b] && a < b); });
       double sel = 0;
       for (int64_t j = 0; j < K; ++j) sel += p[order[j]];

@@ -141,6 +141,7 @@ std::shared_ptr<Model> Model::load(const std::string& path, const LoadOptions& o
   auto model = std::make_shared<Model>(gguf::File::open(path));
   model->read_config();
   model->backend_ = make_backend(opts.backend);
+  model->kernel_policy_ = opts.kernels;
   model->bind_weights(opts.kernels);
   if (opts.print_plan) {
     const ModelConfig& c = model->config_;

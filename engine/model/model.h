@@ -96,6 +96,8 @@ class Model {  // the mapped file, its config, and its weights on one backend
   // The tokenizer is built on first use (the forward pass does not need it).
   const tok::Tokenizer& tokenizer() const;
 
+  // The kernel overrides it was loaded with (LoadOptions::kernels); streams choose their ops with them.
+  const ops::KernelPolicy& kernel_policy() const { return kernel_policy_; }
   uint64_t weight_bytes() const { return weight_bytes_; }  // bytes of all tensors in the file
   uint64_t n_params() const { return n_params_; }
   bool is_moe() const { return config_.n_expert > 0; }
@@ -114,6 +116,7 @@ class Model {  // the mapped file, its config, and its weights on one backend
   ModelConfig config_;
   const Architecture* arch_ = nullptr;
   std::shared_ptr<Backend> backend_;
+  ops::KernelPolicy kernel_policy_;
   ModelWeights weights_;
   std::vector<std::vector<float>> owned_;  // decoded non-F32 vectors (norms, biases)
   uint64_t weight_bytes_ = 0;

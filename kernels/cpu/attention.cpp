@@ -1,5 +1,6 @@
-// Attention over the block KV cache: task split and the portable kernel. The AVX-512 kernel
-// (attention_avx512.cpp) is chosen at run time when the CPU has it.
+// Attention over the block KV cache: task split and the portable kernel (attention_f16_ref). The
+// AVX-512 kernel (attention_avx512.cpp, attention_f16_avx512) is chosen by the caller through the
+// registry.
 #include "kernels/cpu/attention.h"
 
 #include <algorithm>
@@ -7,7 +8,6 @@
 #include <vector>
 
 #include "kernels/kernel_args.h"
-#include "kernels/cpu_caps.h"
 #include "gguf/half.h"
 
 namespace tessera::ops {
@@ -65,12 +65,10 @@ namespace {
 // Below this many (query row, key) pairs a call runs on the calling thread (~20 us of work, about
 // what waking the pool costs).
 constexpr int64_t kSerialRowKeys = 4096;
-
-// TESSERA_CPU_LEVEL=scalar / avx2 selects the portable kernel (cpu_caps.h).
-bool use_avx512(int head_dim) { return cpu_caps().has_avx512() && head_dim % 16 == 0 && head_dim <= 256; }
 }  // namespace
 
-void attention(const AttentionArgs& a, ThreadPool& pool) {
+void attention(const AttentionArgs& a, ThreadPool& pool,
+               void (*rows_kernel)(const AttentionArgs&, const detail::AttnRows&)) {
   using detail::AttnRows;
   using detail::kMaxRows;
   if (a.n_tokens <= 0) return;
@@ -81,7 +79,6 @@ void attention(const AttentionArgs& a, ThreadPool& pool) {
   const int64_t n_chunks = (a.n_tokens + tokens_per_task - 1) / tokens_per_task;
   const int64_t per_chunk = static_cast<int64_t>(a.n_head_kv) * head_tasks;
   const int64_t n_row_tasks = n_chunks * per_chunk;
-  const bool simd = use_avx512(a.head_dim);
 
   // One decoding token has only n_head_kv row tasks: with more threads, split its keys into ranges
   // of whole blocks (at least 8 blocks each) and merge the partial softmaxes.
@@ -119,8 +116,7 @@ void attention(const AttentionArgs& a, ThreadPool& pool) {
     }
     auto flush = [&] {
       if (rows.n_rows == 0) return;
-      if (simd) detail::attend_rows_avx512(a, rows);
-      else detail::attend_rows_generic(a, rows);
+      rows_kernel(a, rows);
       rows.n_rows = 0;
     };
     for (int64_t t = chunk * tokens_per_task; t < t_end; ++t) {

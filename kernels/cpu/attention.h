@@ -24,9 +24,14 @@ struct AttentionArgs {
   size_t head_stride = 0;                   // halves between KV heads
 };
 
+namespace detail { struct AttnRows; }
+
 // Query head h uses KV head h / (n_head / n_head_kv). Threads split over (tokens, KV heads), and
-// for a single token with more threads than KV heads also over key ranges (merged afterwards).
-void attention(const AttentionArgs& args, ThreadPool& pool);
+// for a single token with more threads than KV heads also over key ranges (merged afterwards); each
+// group of rows runs `rows_kernel`, a registered attention_f16 kernel (kernels/registry.h) the caller
+// chose (the CPU backend: once per stream).
+void attention(const AttentionArgs& args, ThreadPool& pool,
+               void (*rows_kernel)(const AttentionArgs&, const detail::AttnRows&));
 
 namespace detail {
 

@@ -4,8 +4,6 @@
 
 #include <cmath>
 
-#include "kernels/cpu_caps.h"
-
 namespace tessera::ops {
 
 void rmsnorm(const float* x, int64_t x_stride, float* y, int64_t y_stride, const float* w, int64_t n_rows,
@@ -51,8 +49,6 @@ void rope_neox(float* x, int64_t n_heads, int64_t head_dim, const float* cos, co
 }
 
 void swiglu(float* g, const float* u, int64_t n) {
-  static const bool simd = cpu_caps().has_avx512();
-  if (simd) return detail::swiglu_avx512(g, u, n);
   for (int64_t i = 0; i < n; ++i) g[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
 }
 

@@ -1,5 +1,6 @@
 // Small f32 ops of the forward pass: RMSNorm, NEOX RoPE, SwiGLU, softmax, top-k. Row-wise and cheap
-// next to the matmuls; shapes are given per call.
+// next to the matmuls; shapes are given per call. rmsnorm, rope_neox and swiglu are registered kernels
+// (rmsnorm_f32_ref, rope_neox_f32_ref, swiglu_f32_ref / swiglu_f32_avx512: kernels/cpu/register_ops.cpp).
 #pragma once
 #include <cstdint>
 
@@ -18,7 +19,8 @@ void rope_table(const int32_t* pos, int64_t n_tokens, int64_t head_dim, double b
 // y[i] = x[i] cos - x[i+d/2] sin, y[i+d/2] = x[i] sin + x[i+d/2] cos.
 void rope_neox(float* x, int64_t n_heads, int64_t head_dim, const float* cos, const float* sin);
 
-// g[i] = silu(g[i]) * u[i], silu(a) = a / (1 + e^-a).
+// g[i] = silu(g[i]) * u[i], silu(a) = a / (1 + e^-a). The plain loop (swiglu_f32_ref); the AVX-512
+// twin is detail::swiglu_avx512 (swiglu_f32_avx512), chosen through the registry.
 void swiglu(float* g, const float* u, int64_t n);
 
 // In-place softmax of n values (max subtracted, sum in double).

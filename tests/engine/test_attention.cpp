@@ -1,4 +1,4 @@
-// Attention over the block KV cache: the dispatched kernel (AVX-512 where the CPU has it) against
+// Attention over the block KV cache: the default kernel (attention_f16_avx512 where the CPU has it) against
 // the portable one and against a float64 softmax(q k^T) v over the same f16 keys and values, for
 // several head groupings, head dims, batch shapes and depths that cross many blocks.
 #include <gtest/gtest.h>
@@ -10,6 +10,7 @@
 #include "engine/backend/cpu_kv.h"
 #include "engine/kv/kv_cache.h"
 #include "kernels/cpu/attention.h"
+#include "kernels/registry.h"
 #include "gguf/half.h"
 
 using namespace tessera;
@@ -64,12 +65,13 @@ TEST_P(AttentionTest, MatchesFloat64) {
   a.v_cache = kv.v_layer(0);
   a.block_elems = kv.head_block_elems(); a.head_stride = kv.head_stride();
   ThreadPool pool(2);
-  ops::attention(a, pool);
+  const ops::AttendRowsFn kernel = ops::BoundOps::bind(ops::KernelPolicy(), ops::host_caps(), c.head_dim).attention;
+  ops::attention(a, pool, kernel);
   // more threads than KV heads: a single token's keys are split into ranges and merged
   std::vector<float> out_split(q.size(), NAN);
   a.out = out_split.data();
   ThreadPool wide(12);
-  ops::attention(a, wide);
+  ops::attention(a, wide, kernel);
   a.out = out.data();
 
   const int group = c.n_head / c.n_head_kv;
@@ -115,7 +117,7 @@ TEST_P(AttentionTest, MatchesFloat64) {
       worst_split = std::max(worst_split, num_s / den);
     }
   }
-  EXPECT_LE(worst, 1e-9) << "dispatched kernel";
+  EXPECT_LE(worst, 1e-9) << "default kernel";
   EXPECT_LE(worst_generic, 1e-9) << "generic kernel";
   EXPECT_LE(worst_split, 1e-9) << "12 threads (split keys for one token)";
 }

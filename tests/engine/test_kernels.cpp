@@ -136,6 +136,50 @@ TEST(KernelRegistry, UnsupportedShapesAreAnErrorNotAFallback) {
   }
 }
 
+TEST(KernelRegistry, OpKernelsAreNamedChosenAndOverridden) {
+  std::set<std::string> ops;
+  for (const OpKernel& k : op_kernels()) {
+    EXPECT_EQ(k.name, k.op + "_" + k.variant);
+    EXPECT_EQ(find_op_kernel(k.name), &k);
+    ops.insert(k.op);
+  }
+  for (const std::string& op : ops) EXPECT_NE(find_op_kernel(op + "_ref"), nullptr) << op << " has no ref twin";
+  DeviceCaps avx512 = host_caps();
+  avx512.cpu = limit_cpu_caps(detect_cpu_caps(), "avx512");
+  DeviceCaps scalar = avx512;
+  scalar.cpu = CpuCaps{};
+  const KernelPolicy none;
+  if (avx512.cpu.has_avx512()) {  // the defaults are what ran before the registry had these ops
+    EXPECT_EQ(none.choose_op("attention_f16", avx512, 128).name, "attention_f16_avx512");
+    EXPECT_EQ(none.choose_op("attention_f16", avx512, 72).name, "attention_f16_ref");  // not a multiple of 16
+    EXPECT_EQ(none.choose_op("swiglu_f32", avx512).name, "swiglu_f32_avx512");
+    EXPECT_EQ(none.choose_op("quantize_q8_K", avx512).name, "quantize_q8_K_avx512");
+    EXPECT_EQ(BoundMatmul::bind(none, GgmlType::Q4_K, 2048, 768, avx512).quantize,
+              find_op_kernel("quantize_q8_K_avx512")->fn<QuantizeFn>());
+  }
+  EXPECT_EQ(none.choose_op("attention_f16", scalar, 128).name, "attention_f16_ref");
+  EXPECT_EQ(none.choose_op("quantize_bf16", avx512).name, "quantize_bf16_ref");
+  KernelPolicy all_ref;
+  all_ref.parse("*=ref");
+  for (const std::string& op : ops) EXPECT_EQ(all_ref.choose_op(op, avx512, 128).variant, "ref") << op;
+  KernelPolicy avx2;  // '*' reaches an op only where it has that variant
+  avx2.parse("*=avx2");
+  EXPECT_EQ(avx2.choose_op("rmsnorm_f32", scalar).name, "rmsnorm_f32_ref");
+  KernelPolicy bad;
+  bad.parse("attention_f16=avx2");
+  EXPECT_THROW(bad.choose_op("attention_f16", avx512, 128), Error);
+  KernelPolicy wrong_op;
+  wrong_op.parse("swiglu_f32=attention_f16_ref");
+  EXPECT_THROW(wrong_op.choose_op("swiglu_f32", avx512), Error);
+  KernelPolicy cannot;
+  cannot.parse("attention_f16=avx512");
+  EXPECT_THROW(cannot.choose_op("attention_f16", scalar, 128), Error);
+  EXPECT_THROW(BoundOps::bind(cannot, scalar, 128), Error);
+  const BoundOps ref_ops = BoundOps::bind(all_ref, avx512, 128);
+  EXPECT_EQ(ref_ops.swiglu, find_op_kernel("swiglu_f32_ref")->fn<SwigluFn>());
+  EXPECT_EQ(ref_ops.attention, find_op_kernel("attention_f16_ref")->fn<AttendRowsFn>());
+}
+
 TEST(KernelRegistry, CpuLevelsLimitCaps) {
   CpuCaps all;
   all.avx2 = all.fma = all.f16c = all.avx512f = all.avx512bw = all.avx512vl = all.avx512_vnni = true;

@@ -1,6 +1,7 @@
 // tessera kernels list [--markdown]: every registered kernel (name, backend, op, weight and activation
-// types, variant, priority, whether this CPU runs it, whether dispatch picks it by default).
-// --markdown prints the list and an op x type x variant coverage table (docs/kernels.md is made from it).
+// types, variant, priority, whether this CPU runs it, whether dispatch picks it by default): the matmul
+// kernels, then those of the smaller ops (attention, activation quantization, element-wise).
+// --markdown prints the lists and an op x type x variant coverage table (docs/kernels.md is made from it).
 #include <cstdio>
 #include <map>
 #include <set>
@@ -35,6 +36,17 @@ bool is_default(const MatmulKernel& k, const DeviceCaps& caps) {
   }
 }
 
+// Rows of a typical length for the smaller ops' supports() (attention: head_dim 128).
+int64_t typical_row(const OpKernel& k) { return k.op == "attention_f16" ? 128 : 0; }
+
+bool is_default(const OpKernel& k, const DeviceCaps& caps) {
+  try {
+    return &KernelPolicy().choose_op(k.op, caps, typical_row(k)) == &k;
+  } catch (const Error&) {
+    return false;
+  }
+}
+
 void print_plain(const DeviceCaps& caps) {
   std::printf("device: %s\n", caps.describe().c_str());
   std::printf("%-36s %-7s %-5s %-7s %-5s %-13s %4s %-9s %s\n", "name", "backend", "op", "weight", "act", "variant",
@@ -45,6 +57,11 @@ void print_plain(const DeviceCaps& caps) {
                 std::string(backend_name(k.backend)).c_str(), std::string(op_name(k.op)).c_str(),
                 std::string(type_name(k.wtype)).c_str(), std::string(act_type_name(k.act)).c_str(), k.variant.c_str(),
                 k.priority, sup ? "yes" : "no", is_default(k, caps) ? "*" : "");
+  }
+  for (const OpKernel& k : op_kernels()) {
+    const bool sup = op_kernel_supports(k, caps, typical_row(k));
+    std::printf("%-36s %-7s %-19s %-13s %4d %-9s %s\n", k.name.c_str(), std::string(backend_name(k.backend)).c_str(),
+                k.op.c_str(), k.variant.c_str(), k.priority, sup ? "yes" : "no", is_default(k, caps) ? "*" : "");
   }
 }
 
@@ -81,6 +98,14 @@ void print_markdown(const DeviceCaps& caps) {
                 std::string(backend_name(k.backend)).c_str(), std::string(op_name(k.op)).c_str(),
                 std::string(type_name(k.wtype)).c_str(), std::string(act_type_name(k.act)).c_str(), k.variant.c_str(),
                 k.priority, sup ? "yes" : "no", is_default(k, caps) ? "yes" : "");
+  }
+  std::printf("\n## Attention, activation quantization, element-wise ops\n\n");
+  std::printf("Named `<op key>_<variant>`; \"default\" for attention with head_dim 128.\n\n");
+  std::printf("| name | backend | op key | variant | priority | here | default |\n|---|---|---|---|---|---|---|\n");
+  for (const OpKernel& k : op_kernels()) {
+    const bool sup = op_kernel_supports(k, caps, typical_row(k));
+    std::printf("| `%s` | %s | %s | %s | %d | %s | %s |\n", k.name.c_str(), std::string(backend_name(k.backend)).c_str(),
+                k.op.c_str(), k.variant.c_str(), k.priority, sup ? "yes" : "no", is_default(k, caps) ? "yes" : "");
   }
 }
 
