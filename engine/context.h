@@ -21,11 +21,13 @@ struct SeqInput {
 };
 
 struct ContextOptions {
-  int n_ctx = 4096;    // KV capacity in tokens, shared by all sequences
+  int n_ctx = 4096;    // tokens one sequence may hold
+  int kv_tokens = 0;   // KV capacity in tokens, shared by all sequences (0: n_ctx * n_seq_max)
   int n_threads = 2;
   int n_batch = 512;   // tokens per forward pass (longer inputs run in chunks)
   int n_seq_max = 1;
-  bool print_plan = true;  // print the KV and scratch memory plan to stderr
+  bool prefix_cache = true;  // index full blocks so a later prompt with the same prefix adopts them
+  bool print_plan = true;    // print the KV and scratch memory plan to stderr
 };
 
 class Context {   // sequences + their KV cache blocks + a backend stream and its scratch
@@ -47,13 +49,22 @@ class Context {   // sequences + their KV cache blocks + a backend stream and it
   std::span<const float> eval_batch(std::span<const SeqInput> inputs);
 
   int n_past(int seq = 0) const;
-  void clear(int seq = 0);             // frees the sequence's KV blocks
+  void clear(int seq = 0);             // releases the sequence's KV blocks (indexed ones stay cached)
   void truncate(int seq, int n_keep);  // keeps the first n_keep positions (prefix reuse)
   std::span<const int32_t> tokens(int seq = 0) const;  // ids at positions 0..n_past-1
-  // Prefix reuse: truncates the sequence to the longest common prefix of what it holds and
-  // `prompt` (at most prompt.size() - 1 tokens, so evaluating the rest still yields logits) and
-  // returns that length; evaluate prompt[returned:] next.
+  // Prefix reuse: keeps the longest common prefix of what the sequence holds and `prompt`, then
+  // adopts every following full block of `prompt` found in the prefix cache (at most prompt.size() - 1
+  // tokens in all, so evaluating the rest still yields logits); returns the positions now held.
+  // Evaluate prompt[returned:] next.
   int reuse_prefix(int seq, std::span<const int32_t> prompt);
+  // dst (empty) shares every block of src: a fork; blocks are copied only when one side writes
+  // into a shared block.
+  void fork(int src, int dst);
+
+  // KV blocks appending n tokens to seq would take (new blocks, plus a copy of a shared last block).
+  int blocks_needed(int seq, int n_tokens) const;
+  int n_free_blocks() const { return kv_cache_.n_free(); }  // free + cached (evictable)
+  const KvCache& kv_cache() const { return kv_cache_; }
 
   const Model& model() const { return *model_; }
   std::shared_ptr<const Model> model_ptr() const { return model_; }
@@ -65,10 +76,12 @@ class Context {   // sequences + their KV cache blocks + a backend stream and it
  private:
   SequenceKv& sequence(int seq);
   const SequenceKv& sequence(int seq) const;
+  void make_last_block_writable(SequenceKv& s);  // copy-on-write / leave the index before writing into it
+  void index_full_blocks(SequenceKv& s);         // puts the sequence's newly full blocks in the prefix index
 
   std::shared_ptr<const Model> model_;
   ContextOptions opts_;
-  KvBlocks blocks_;
+  KvCache kv_cache_;
   std::unique_ptr<KvStore> kv_;
   std::unique_ptr<Stream> stream_;
   std::vector<SequenceKv> seqs_;

@@ -104,6 +104,8 @@ class Stream {
   virtual void rope(Buffer& x, int64_t n_head) = 0;
   // K and V rows ([n_tokens][n_head_kv * head_dim]) into the token's KV block slots of this layer
   virtual void kv_store(KvStore& kv, int layer, const Buffer& k, const Buffer& v) = 0;
+  // Block dst of every layer and KV head becomes a copy of block src (copy-on-write of a shared block)
+  virtual void kv_copy(KvStore& kv, int dst, int src) = 0;
   // out = softmax(q k^T / sqrt(head_dim), causal) v over the paged KV of each token's sequence
   virtual void attention(KvStore& kv, int layer, const Buffer& q, Buffer& out) = 0;
   // All calls in one go (e.g. q, k and v from the same input)

@@ -98,6 +98,8 @@ class CpuStream final : public Stream {
     });
   }
 
+  void kv_copy(KvStore& kv, int dst, int src) override { static_cast<CpuKv&>(kv).copy_block(dst, src); }
+
   void attention(KvStore& kv, int layer, const Buffer& q, Buffer& out) override {
     const auto& store = static_cast<const CpuKv&>(kv);
     const int64_t q_dim = c_.n_head * c_.head_dim;

@@ -61,4 +61,12 @@ void CpuKv::store(int layer, const int32_t* blocks, int pos, const float* k, con
   }
 }
 
+void CpuKv::copy_block(int dst, int src) {
+  for (int layer = 0; layer < shape_.n_layer; ++layer)
+    for (int h = 0; h < shape_.n_head_kv; ++h) {
+      std::memcpy(k_ + offset(layer, h, dst), k_ + offset(layer, h, src), head_block_elems_ * sizeof(uint16_t));
+      std::memcpy(v_ + offset(layer, h, dst), v_ + offset(layer, h, src), head_block_elems_ * sizeof(uint16_t));
+    }
+}
+
 }  // namespace tessera::engine

@@ -28,6 +28,8 @@ class CpuKv final : public KvStore {
   // Writes one token's keys and values ([n_head_kv][head_dim] floats, converted to f16) at
   // position pos of the sequence whose block table is `blocks`.
   void store(int layer, const int32_t* blocks, int pos, const float* k, const float* v);
+  // Block dst of every layer and head becomes a copy of block src.
+  void copy_block(int dst, int src);
 
  private:
   size_t offset(int layer, int head, int block) const {

@@ -136,6 +136,16 @@ class RefStream final : public Stream {
     }
   }
 
+  void kv_copy(KvStore& kv, int dst, int src) override {
+    auto& s = static_cast<RefKv&>(kv);
+    const size_t n = s.at(0, 0, ops::kKvBlock, 0);  // one block of one layer
+    for (int layer = 0; layer < c_.n_layer; ++layer) {
+      const size_t d = s.at(layer, dst, 0, 0), o = s.at(layer, src, 0, 0);
+      std::copy_n(s.k_.begin() + static_cast<std::ptrdiff_t>(o), n, s.k_.begin() + static_cast<std::ptrdiff_t>(d));
+      std::copy_n(s.v_.begin() + static_cast<std::ptrdiff_t>(o), n, s.v_.begin() + static_cast<std::ptrdiff_t>(d));
+    }
+  }
+
   void attention(KvStore& kv, int layer, const Buffer& q, Buffer& out) override {
     const auto& s = static_cast<const RefKv&>(kv);
     const int64_t hd = c_.head_dim, group = c_.n_head / c_.n_head_kv;

@@ -29,7 +29,7 @@ TEST_P(AttentionTest, MatchesFloat64) {
   const int n_pos = c.depth + c.n_tokens;
   const int n_blocks = (n_pos + kKvBlock - 1) / kKvBlock;
   CpuKv kv(KvShape{1, c.n_head_kv, c.head_dim, n_blocks + 3});
-  KvBlocks free_blocks(n_blocks + 3);
+  KvCache free_blocks(n_blocks + 3);
   std::vector<int32_t> blocks;
   for (int b = 0; b < n_blocks; ++b) blocks.push_back(free_blocks.alloc());
   std::swap(blocks.front(), blocks.back());  // non-contiguous block order

@@ -88,7 +88,7 @@ AttnData make_attention(const AttnCase& c) {
   const int n_pos = c.depth + c.n_tokens;
   const int per_seq = (n_pos + kKvBlock - 1) / kKvBlock;
   d.kv = std::make_unique<engine::CpuKv>(engine::KvShape{1, c.n_head_kv, c.head_dim, per_seq * c.n_seq + 2});
-  engine::KvBlocks free_blocks(per_seq * c.n_seq + 2);
+  engine::KvCache free_blocks(per_seq * c.n_seq + 2);
   const int kv_dim = c.n_head_kv * c.head_dim, q_dim = c.n_head * c.head_dim;
   d.K = normal(static_cast<size_t>(c.n_seq) * n_pos * kv_dim, 11 + c.depth, 2.0f);
   d.V = normal(d.K.size(), 12 + c.depth);
