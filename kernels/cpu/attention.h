@@ -55,6 +55,7 @@ struct AttnRows {
 
 void attend_rows_generic(const AttentionArgs& a, const AttnRows& rows);
 void attend_rows_avx512(const AttentionArgs& a, const AttnRows& rows);  // head_dim % 16 == 0, <= 256
+void attend_rows_avx2(const AttentionArgs& a, const AttnRows& rows);    // head_dim % 8 == 0, <= 256
 
 }  // namespace detail
 }  // namespace tessera::ops

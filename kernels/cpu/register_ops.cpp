@@ -17,12 +17,18 @@ bool avx512_attention(const DeviceCaps& c, int64_t head_dim) {
   return c.cpu.has_avx512() && head_dim % 16 == 0 && head_dim <= 256;
 }
 
+// The AVX2 twin: head_dim a multiple of 8, <= 256.
+bool avx2_attention(const DeviceCaps& c, int64_t head_dim) {
+  return c.cpu.has_avx2() && head_dim % 8 == 0 && head_dim <= 256;
+}
+
 }  // namespace
 
 void register_op_kernels(KernelRegistry& r) {
-  // Priorities as for matmul: avx512 30 > ref 0.
+  // Priorities as for matmul: avx512 30 > avx2 15 > ref 0.
   r.add_op("attention_f16", Backend::Ref, "ref", 0, nullptr, detail::attend_rows_generic);
   r.add_op("attention_f16", Backend::Cpu, "avx512", 30, avx512_attention, detail::attend_rows_avx512);
+  r.add_op("attention_f16", Backend::Cpu, "avx2", 15, avx2_attention, detail::attend_rows_avx2);
 
   // quantize_bf16 has no SIMD kernel (quantize_activations_avx512 would hand it to the reference).
   for (ActType a : {ActType::F16, ActType::BF16, ActType::Q8_0, ActType::Q8_1, ActType::Q8_K})
