@@ -45,8 +45,10 @@ void gemv_q5_0_avxvnni(const MatmulArgs& a);
 void gemv_iq4_nl_avxvnni(const MatmulArgs& a);
 void gemv_mxfp4_avxvnni(const MatmulArgs& a);
 
-// Activation preparation with AVX-512, bit-identical to quantize_activations (kernels/ref/act_quant.h).
+// Activation preparation with AVX-512 / AVX2, bit-identical to quantize_activations (kernels/ref/act_quant.h).
 void quantize_activations_avx512(ActType type, const float* x, int64_t x_stride, int64_t n_in, int64_t t_begin,
                                  int64_t t_end, int8_t* qs, float* d, int32_t* s, int32_t* s32, uint16_t* h16);
+void quantize_activations_avx2(ActType type, const float* x, int64_t x_stride, int64_t n_in, int64_t t_begin,
+                               int64_t t_end, int8_t* qs, float* d, int32_t* s, int32_t* s32, uint16_t* h16);
 
 }  // namespace tessera::ops

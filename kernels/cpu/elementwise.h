@@ -36,6 +36,7 @@ void axpy(float* y, float a, const float* x, int64_t n);
 
 namespace detail {
 void swiglu_avx512(float* g, const float* u, int64_t n);
+void swiglu_avx2(float* g, const float* u, int64_t n);
 }  // namespace detail
 
 }  // namespace tessera::ops

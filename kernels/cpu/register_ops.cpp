@@ -12,6 +12,7 @@ namespace tessera::ops {
 namespace {
 
 bool avx512(const DeviceCaps& c, int64_t) { return c.cpu.has_avx512(); }
+bool avx2(const DeviceCaps& c, int64_t) { return c.cpu.has_avx2(); }
 // The AVX-512 attention keeps a row's query and output in registers: head_dim a multiple of 16, <= 256.
 bool avx512_attention(const DeviceCaps& c, int64_t head_dim) {
   return c.cpu.has_avx512() && head_dim % 16 == 0 && head_dim <= 256;
@@ -37,11 +38,16 @@ void register_op_kernels(KernelRegistry& r) {
   r.add_op("quantize_q8_0", Backend::Cpu, "avx512", 30, avx512, quantize_activations_avx512);
   r.add_op("quantize_q8_1", Backend::Cpu, "avx512", 30, avx512, quantize_activations_avx512);
   r.add_op("quantize_q8_K", Backend::Cpu, "avx512", 30, avx512, quantize_activations_avx512);
+  r.add_op("quantize_f16", Backend::Cpu, "avx2", 15, avx2, quantize_activations_avx2);
+  r.add_op("quantize_q8_0", Backend::Cpu, "avx2", 15, avx2, quantize_activations_avx2);
+  r.add_op("quantize_q8_1", Backend::Cpu, "avx2", 15, avx2, quantize_activations_avx2);
+  r.add_op("quantize_q8_K", Backend::Cpu, "avx2", 15, avx2, quantize_activations_avx2);
 
   r.add_op("rmsnorm_f32", Backend::Ref, "ref", 0, nullptr, rmsnorm);
   r.add_op("rope_neox_f32", Backend::Ref, "ref", 0, nullptr, rope_neox);
   r.add_op("swiglu_f32", Backend::Ref, "ref", 0, nullptr, swiglu);
   r.add_op("swiglu_f32", Backend::Cpu, "avx512", 30, avx512, detail::swiglu_avx512);
+  r.add_op("swiglu_f32", Backend::Cpu, "avx2", 15, avx2, detail::swiglu_avx2);
 }
 
 }  // namespace tessera::ops
