@@ -6,6 +6,7 @@
 #include <ctime>
 
 #include "core/error.h"
+#include "tokenizer/unicode.h"
 
 namespace tessera::engine {
 
@@ -51,9 +52,14 @@ GenerateResult generate(Context& ctx, std::span<const int32_t> prompt, const Gen
                         const TokenCallback& on_token, int seq) {
   if (prompt.empty()) throw_error("generate: empty prompt");
   const tok::Tokenizer& tok = ctx.model().tokenizer();
+  // The decoder only ever yields valid UTF-8, so a stop string is read the same way (invalid bytes
+  // as U+FFFD): then it can only match, or be held back, at character boundaries.
   std::vector<std::string> stops;
-  for (const std::string& s : params.stop)
-    if (!s.empty()) stops.push_back(s);
+  for (const std::string& s : params.stop) {
+    std::string valid;
+    tok::append_valid_utf8(valid, s, true);
+    if (!valid.empty()) stops.push_back(std::move(valid));
+  }
 
   GenerateResult res;
   res.n_prompt = static_cast<int>(prompt.size());

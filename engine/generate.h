@@ -15,7 +15,8 @@ namespace tessera::engine {
 
 struct GenerateParams {
   int max_tokens = 128;            // generated tokens at most (< 0: until the context is full)
-  std::vector<std::string> stop;   // stop strings (not included in the text)
+  std::vector<std::string> stop;   // stop strings (not included in the text); like the text, they
+                                   // are read as UTF-8 with invalid bytes as U+FFFD
   SamplerParams sampler;
   bool stop_at_eog = true;         // end on the tokenizer's end-of-generation tokens
 };
@@ -27,7 +28,7 @@ struct GenerateResult {
   FinishReason finish = FinishReason::Length;
   std::string text;                 // generated text (stop string and EOG token excluded)
   std::vector<int32_t> tokens;      // generated ids (the EOG token included when it ended)
-  std::string stop_matched;         // the stop string that ended it, if any
+  std::string stop_matched;         // the stop string that ended it (as read), if any
   int n_prompt = 0;
   int n_generated = 0;
   double prompt_ms = 0;             // prompt evaluation

@@ -439,15 +439,15 @@ const std::string& Tokenizer::pre_tokenizer() const { return impl_->pre_name; }
 
 std::string StreamDecoder::push(int32_t id) {
   held_ += tok_->token_to_piece(id);
-  const size_t keep = incomplete_utf8_tail(held_);
-  std::string out = held_.substr(0, held_.size() - keep);
-  held_.erase(0, held_.size() - keep);
+  std::string out;
+  held_.erase(0, append_valid_utf8(out, held_, false));
   return out;
 }
 
 std::string StreamDecoder::flush() {
   std::string out;
-  out.swap(held_);
+  append_valid_utf8(out, held_, true);
+  held_.clear();
   return out;
 }
 

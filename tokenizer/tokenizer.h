@@ -70,8 +70,11 @@ class Tokenizer {
   std::unique_ptr<TokenizerImpl> impl_;
 };
 
-// Streams decoded text without ever emitting a broken UTF-8 sequence; flush() returns what is held
-// (an incomplete sequence at the very end is returned as is).
+// Streams decoded text as complete, valid UTF-8 only: a sequence cut off at the end of the text so
+// far is held until the next token completes it or proves it invalid; bytes that can never form a
+// character become U+FFFD, one per maximal invalid subpart (as Python's
+// bytes.decode('utf-8', 'replace') and llama.cpp / HF servers do). flush() returns what is held,
+// an incomplete tail as U+FFFD, and leaves the decoder empty.
 class StreamDecoder {
  public:
   explicit StreamDecoder(const Tokenizer& tok) : tok_(&tok) {}
@@ -80,7 +83,7 @@ class StreamDecoder {
 
  private:
   const Tokenizer* tok_;
-  std::string held_;  // bytes of an incomplete UTF-8 sequence at the end of the text so far
+  std::string held_;  // an incomplete UTF-8 sequence at the end of the text so far
 };
 
 }  // namespace tessera::tok

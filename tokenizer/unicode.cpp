@@ -1,6 +1,7 @@
 // UTF-8 decoding and code point classes (ICU u_charType / u_isUWhiteSpace).
 #include "tokenizer/unicode.h"
 
+#include <algorithm>
 #include <array>
 
 #include <unicode/uchar.h>
@@ -105,16 +106,42 @@ void append_utf8(std::string& out, uint32_t cp) {
   }
 }
 
-size_t incomplete_utf8_tail(std::string_view s) {
-  // Look back at most 3 bytes for a lead byte whose sequence runs past the end.
-  const size_t n = s.size();
-  for (size_t back = 1; back <= 3 && back <= n; ++back) {
-    const auto b = static_cast<uint8_t>(s[n - back]);
-    if ((b & 0xC0) == 0x80) continue;  // continuation byte: keep looking for the lead
-    const int len = utf8_sequence_length(b);
-    return (len > 1 && static_cast<size_t>(len) > back) ? back : 0;
+size_t append_valid_utf8(std::string& out, std::string_view s, bool at_end) {
+  size_t i = 0;
+  while (i < s.size()) {
+    const auto byte = [&](size_t k) { return static_cast<uint8_t>(s[i + k]); };
+    // The lead byte gives the length and the range allowed for the second byte.
+    const uint8_t b0 = byte(0);
+    size_t len = 0;  // 0: a byte that never starts a sequence (80..C1, F5..FF)
+    uint8_t lo = 0x80, hi = 0xBF;
+    if (b0 < 0x80) {
+      len = 1;
+    } else if (b0 >= 0xC2 && b0 <= 0xDF) {
+      len = 2;
+    } else if (b0 >= 0xE0 && b0 <= 0xEF) {
+      len = 3;
+      if (b0 == 0xE0) lo = 0xA0;  // overlong below
+      if (b0 == 0xED) hi = 0x9F;  // surrogates above
+    } else if (b0 >= 0xF0 && b0 <= 0xF4) {
+      len = 4;
+      if (b0 == 0xF0) lo = 0x90;  // overlong below
+      if (b0 == 0xF4) hi = 0x8F;  // above U+10FFFF
+    }
+    size_t good = len > 0 ? 1 : 0;  // leading bytes that fit a well-formed sequence
+    while (good < len && i + good < s.size() && byte(good) >= (good == 1 ? lo : 0x80) &&
+           byte(good) <= (good == 1 ? hi : 0xBF))
+      ++good;
+    if (len > 0 && good == len) {
+      out += s.substr(i, len);
+      i += len;
+    } else if (i + good == s.size() && !at_end) {
+      break;  // cut off by the end: the next bytes may complete it
+    } else {
+      out += "\xEF\xBF\xBD";  // U+FFFD for the maximal subpart
+      i += std::max<size_t>(good, 1);
+    }
   }
-  return 0;
+  return i;
 }
 
 }  // namespace tessera::tok

@@ -40,8 +40,11 @@ inline int utf8_sequence_length(uint8_t lead) {
   return 0;
 }
 
-// Number of bytes at the end of `s` that start a UTF-8 sequence not yet complete (0 when the text
-// ends on a whole sequence or on bytes that can never become valid).
-size_t incomplete_utf8_tail(std::string_view s);
+// Appends s to out as valid UTF-8: well-formed sequences as they are (Unicode Table 3-7: no
+// overlongs, surrogates or values above U+10FFFF), each maximal invalid subpart (the longest prefix
+// of a well-formed sequence, else one byte) as one U+FFFD, like Python's
+// bytes.decode('utf-8', 'replace'). A sequence cut off by the end of s is left unread, unless
+// at_end, when it becomes U+FFFD too. Returns the number of bytes of s consumed.
+size_t append_valid_utf8(std::string& out, std::string_view s, bool at_end);
 
 }  // namespace tessera::tok

@@ -1,6 +1,7 @@
 // generate(): greedy output equals the argmax of teacher-forced logits, max_tokens ends with
 // "length", a stop string ends with "stop" and is cut from the text, streamed pieces add up to the
-// text, and returning false from the callback cancels.
+// text and are valid UTF-8 even with stop strings that are not, and returning false from the
+// callback cancels.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -11,6 +12,7 @@
 #include "core/error.h"
 #include "engine/generate.h"
 #include "engine/model/model.h"
+#include "tests/tokenizer/utf8_reference.h"
 
 namespace fs = std::filesystem;
 using namespace tessera::engine;
@@ -81,6 +83,41 @@ TEST(Generate, StopString) {
   EXPECT_EQ(r.stop_matched, stop);
   EXPECT_EQ(r.text, full.text.substr(0, at));
   EXPECT_EQ(streamed, r.text);  // held-back text never leaks the stop string
+}
+
+// Stop strings that begin with continuation bytes (only possible when they are not valid UTF-8, as
+// `--stop` allows) must neither be held back nor cut in the middle of a character.
+TEST(Generate, StopStringsNeverSplitACharacter) {
+  GenerateParams p;
+  p.max_tokens = 64;
+  p.stop_at_eog = false;
+  p.sampler.temperature = 1.0f;
+  Context ctx(tiny(), opts());
+  // The first seed whose stream has a piece ending in a multi-byte character: its continuation bytes.
+  std::string tail;
+  for (p.sampler.seed = 1; p.sampler.seed <= 50 && tail.empty(); ++p.sampler.seed) {
+    ctx.clear();
+    generate(ctx, kPrompt, p, [&](std::string_view t, int32_t) {
+      size_t lead = t.size();
+      while (lead > 0 && (static_cast<uint8_t>(t[lead - 1]) & 0xC0) == 0x80) --lead;
+      if (tail.empty() && lead > 0 && lead < t.size()) tail = t.substr(lead);
+      return true;
+    });
+  }
+  ASSERT_FALSE(tail.empty()) << "no seed streams a piece ending in a multi-byte character";
+  --p.sampler.seed;
+  for (const std::string& stop : {tail + "\x01never", tail}) {  // held back as a prefix; matched
+    ctx.clear();
+    p.stop = {stop};
+    std::string streamed;
+    auto r = generate(ctx, kPrompt, p, [&](std::string_view t, int32_t) {
+      EXPECT_TRUE(tessera::test::valid_utf8(t)) << "piece '" << t << "'";
+      streamed += t;
+      return true;
+    });
+    EXPECT_TRUE(tessera::test::valid_utf8(r.text));
+    EXPECT_EQ(streamed, r.text);
+  }
 }
 
 TEST(Generate, CancelAndContinue) {
