@@ -92,8 +92,8 @@ bool Request::advance(std::span<const float> logits) {
     finish(FinishReason::Cancelled);
     return false;
   }
-  if (now >= deadline_) {
-    finish(FinishReason::Length);
+  if (now >= deadline_ || (params_.max_tokens >= 0 && res_.n_generated >= params_.max_tokens)) {
+    finish(FinishReason::Length);  // past the deadline, or max_tokens 0
     return false;
   }
   if (logits_hook_) logits_hook_(logits);

@@ -71,7 +71,15 @@ void Scheduler::take_submissions() {
   incoming_.clear();
 }
 
-bool Scheduler::fail_if_too_large(const Waiting& w, size_t n_tokens) {
+bool Scheduler::fail_if_invalid(const Waiting& w, std::span<const int32_t> toks) {
+  const size_t n_tokens = toks.size();
+  const int n_vocab = ctx_.n_vocab();
+  for (int32_t id : toks) {
+    if (id < 0 || id >= n_vocab) {
+      w.req->finish(FinishReason::Error, fmt::format("token id {} is out of range (vocabulary of {})", id, n_vocab));
+      return true;
+    }
+  }
   const int n_ctx = ctx_.options().n_ctx;
   const int n_blocks = ctx_.kv_cache().n_blocks();
   if (static_cast<int64_t>(n_tokens) > n_ctx) {
@@ -97,7 +105,7 @@ void Scheduler::admit(StepStats& st) {
   while (!waiting_.empty() && !free_seqs_.empty()) {
     Waiting& w = waiting_.front();
     std::vector<int32_t> toks = w.req->context_tokens();
-    if (fail_if_too_large(w, toks.size())) {
+    if (fail_if_invalid(w, toks)) {
       ++st.n_finished;
       waiting_.pop_front();
       continue;

@@ -11,6 +11,7 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <span>
 #include <unordered_map>
 #include <vector>
 
@@ -35,6 +36,9 @@ struct StepStats {
   double ms = 0;        // wall time of the step
 };
 
+// Threads: submit(), cancel() and request() may be called from any thread; step(), run_until_idle()
+// and the other members from the one thread that drives the scheduler. A request's callback runs on
+// that thread; read its result() there, or once it is done and the driver has moved on.
 class Scheduler {
  public:
   explicit Scheduler(Context& ctx, const SchedulerOptions& opts = {});
@@ -84,7 +88,8 @@ class Scheduler {
   void admit(StepStats& st);
   void retire(size_t slot_index, StepStats& st);  // releases the sequence, drops the slot
   void preempt(size_t slot_index, StepStats& st);
-  bool fail_if_too_large(const Waiting& w, size_t n_tokens);
+  // Finishes (Error) a request that can never run: bad token ids, longer than n_ctx or the cache.
+  bool fail_if_invalid(const Waiting& w, std::span<const int32_t> toks);
   void fail(size_t slot_index, StepStats& st);  // a lone request the whole cache cannot hold
 
   Context& ctx_;

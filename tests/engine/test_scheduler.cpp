@@ -385,3 +385,23 @@ TEST(Scheduler, StopStringsAndDeadline) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(Scheduler, InvalidRequestsFailWithoutThrowing) {
+  Context ctx(tiny(), opts(2));
+  Scheduler s(ctx);
+  const int bad = s.submit(std::vector<int32_t>{1, 2, 999999}, greedy(4));
+  const int zero = s.submit(kPrompt, greedy(0));
+  const int ok = s.submit(kPrompt, greedy(3));
+  s.run_until_idle();
+  EXPECT_EQ(s.request(bad)->result().finish, FinishReason::Error);
+  EXPECT_NE(s.request(bad)->result().error.find("out of range"), std::string::npos);
+  EXPECT_EQ(s.request(zero)->result().finish, FinishReason::Length);
+  EXPECT_EQ(s.request(zero)->result().n_generated, 0);
+  EXPECT_EQ(s.request(ok)->result().n_generated, 3);
+  Context c2(tiny(), opts(1));
+  EXPECT_EQ(generate(c2, kPrompt, greedy(0)).n_generated, 0);  // as before: max_tokens 0 samples nothing
+}
+
+}  // namespace
