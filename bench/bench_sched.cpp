@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <ctime>
 #include <random>
 #include <string>
 #include <vector>
@@ -111,9 +112,20 @@ double mean_from(const std::vector<double>& v, size_t from) {
   return v.size() > from ? s / static_cast<double>(v.size() - from) : 0.0;
 }
 
+double process_cpu_ms() {
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) * 1e3 + static_cast<double>(ts.tv_nsec) * 1e-6;
+}
+
+struct Tput {
+  double mean_tps = 0, median_tps = 0;  // aggregate decode tokens/s from the mean / median step time
+  double median_step_ms = 0;
+  double cpu_share = 0;  // process CPU time / (wall time x threads) over the timed steps: < 1 when cores are shared
+};
+
 // N sequences with short prompts decode together; times the steps where all N decode (no prefill).
-double decode_throughput(const std::shared_ptr<Model>& model, int threads, int n_seq, int n_prompt, int steps,
-                         double* step_ms) {
+Tput decode_throughput(const std::shared_ptr<Model>& model, int threads, int n_seq, int n_prompt, int steps) {
   const int32_t V = static_cast<int32_t>(model->config().n_vocab);
   std::mt19937 rng(7 + static_cast<uint32_t>(n_seq));
   ContextOptions co;
@@ -125,22 +137,32 @@ double decode_throughput(const std::shared_ptr<Model>& model, int threads, int n
   Context ctx(model, co);
   Scheduler sched(ctx);
   for (int i = 0; i < n_seq; ++i) sched.submit(random_tokens(n_prompt, V, rng), greedy(steps + 2));
-  double ms = 0;
-  int64_t tokens = 0, n_steps = 0;
+  std::vector<double> step_ms;
+  double cpu_ms = 0;
   bool warm = false;  // skip the first all-decode step (first touch of the scratch)
   StepStats st;
-  while (sched.step(&st)) {
+  for (;;) {
+    const double c0 = process_cpu_ms();
+    if (!sched.step(&st)) break;
+    const double c1 = process_cpu_ms();
     if (st.n_prefill != 0 || st.n_decode != n_seq) continue;
     if (!warm) {
       warm = true;
       continue;
     }
-    ms += st.ms;
-    tokens += st.n_decode;
-    ++n_steps;
+    step_ms.push_back(st.ms);
+    cpu_ms += c1 - c0;
   }
-  *step_ms = n_steps ? ms / static_cast<double>(n_steps) : 0.0;
-  return tokens * 1000.0 / std::max(ms, 1e-9);
+  Tput t;
+  if (step_ms.empty()) return t;
+  double total = 0;
+  for (double m : step_ms) total += m;
+  std::sort(step_ms.begin(), step_ms.end());
+  t.median_step_ms = step_ms[step_ms.size() / 2];
+  t.mean_tps = n_seq * 1000.0 * static_cast<double>(step_ms.size()) / total;
+  t.median_tps = n_seq * 1000.0 / t.median_step_ms;
+  t.cpu_share = cpu_ms / (total * threads);
+  return t;
 }
 
 }  // namespace
@@ -208,13 +230,15 @@ int main(int argc, char** argv) {
     if (only.empty() || only == "tput") {
       double single = 0;
       for (int n : seqs) {
-        double step_ms = 0;
-        const double tps = decode_throughput(model, threads, n, tput_prompt, decode_steps, &step_ms);
-        if (n == seqs.front()) single = tps;
-        row("tput", "aggregate decode tok/s, " + std::to_string(n) + " sequences (step " + fmt_f("%.1f ms)", step_ms),
-            fmt_f("%.2f", tps));
+        const Tput t = decode_throughput(model, threads, n, tput_prompt, decode_steps);
+        if (n == seqs.front()) single = t.median_tps;
+        const std::string what = std::to_string(n) + (n == 1 ? " sequence" : " sequences");
+        row("tput", "aggregate decode tok/s, " + what + ", from the median step (" + fmt_f("%.1f ms)", t.median_step_ms),
+            fmt_f("%.2f", t.median_tps));
+        row("tput", "aggregate decode tok/s, " + what + ", from the mean step; CPU share " + fmt_f("%.0f %%", 100 * t.cpu_share),
+            fmt_f("%.2f", t.mean_tps));
         if (n != seqs.front())
-          row("tput", "  vs " + std::to_string(seqs.front()) + " sequence(s)", fmt_f("%.2fx", tps / std::max(single, 1e-9)));
+          row("tput", "  median vs " + std::to_string(seqs.front()) + " sequence(s)", fmt_f("%.2fx", t.median_tps / std::max(single, 1e-9)));
       }
     }
     return 0;
