@@ -75,7 +75,11 @@ INSTANTIATE_TEST_SUITE_P(
         BadArgs{kBench + "-pg 4294967297,1", {"-pg: 4294967297 is out of range [0, "}},
         BadArgs{kBench + "-pg 512,-1", {"-pg: -1 is out of range [0, "}},
         BadArgs{kMkmodel + "--layers 4294967297", {"--layers: 4294967297 is out of range [1, 1024]"}},
-        BadArgs{kMkmodel + "--seed -5", {"--seed: -5 is out of range [0, "}}));
+        BadArgs{kMkmodel + "--seed -5", {"--seed: -5 is out of range [0, "}},
+        BadArgs{kRun + "--parallel 0", {"--parallel: 0 is out of range [1, 1024]"}},
+        BadArgs{kRun + "--kv-tokens 4294967297", {"--kv-tokens: 4294967297 is out of range [1, "}},
+        BadArgs{kRun + "--parallel 2", {"--parallel", "go with --prompts"}},
+        BadArgs{"run -m " + kNoModel + " --prompts /nonexistent/prompts.txt -p hi", {"--prompts does not combine"}}));
 
 INSTANTIATE_TEST_SUITE_P(
     Sampling, CliRejects,
