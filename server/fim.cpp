@@ -1,9 +1,12 @@
-// FIM prompt builder: Qwen file-level and repo-level layouts, budgeted in tokens (see fim.h).
+// FIM prompt builder (Qwen file-level and repo-level layouts, budgeted in tokens) and the rules that
+// end and clean up a completion (see fim.h).
 #include "server/fim.h"
 
 #include <algorithm>
+#include <cctype>
 
 #include "core/error.h"
+#include "tokenizer/unicode.h"
 
 namespace tessera::server {
 namespace {
@@ -20,6 +23,70 @@ std::string one_line(std::string_view s) {
 
 void append(std::vector<int32_t>& out, const std::vector<int32_t>& ids) {
   out.insert(out.end(), ids.begin(), ids.end());
+}
+
+// Stop-word table after Tabby's languages.toml: names (the first is the canonical id), file
+// extensions, line comment, top-level keywords; all space-separated.
+struct LanguageSpec {
+  std::string_view names, exts, comment, keywords;
+};
+constexpr LanguageSpec kLanguages[] = {
+    {"python py", "py pyi", "#", "def from class import"},
+    {"rust rs", "rs", "//", "fn trait impl enum pub extern static unsafe use"},
+    {"java", "java", "//",
+     "abstract public private class const exports extends implements static import interface module package var "
+     "enum return"},
+    {"kotlin kt", "kt kts", "//",
+     "abstract public private companion class data const actual expect sealed suspend fun import interface "
+     "package var val enum"},
+    {"javascript-typescript javascript typescript javascriptreact typescriptreact js ts jsx tsx",
+     "js ts jsx tsx mjs mts cjs", "//",
+     "abstract async class const export function interface module package type var enum let"},
+    {"go golang", "go", "//", "func interface struct package type import var const"},
+    {"ruby rb", "rb", "#", "begin class def end ensure include module require rescue self"},
+    {"c", "c h", "//", "const enum extern inline register static struct typedef union volatile"},
+    {"cpp c++ cxx", "cpp hpp c++ h++ cc hh cxx hxx C H tcc ipp", "//",
+     "auto class const concept enum extern inline namespace register static struct template typedef union "
+     "volatile"},
+    {"csharp c# cs", "cs", "//", "class struct enum interface abstract static extern namespace using var dynamic async"},
+    {"php", "php php3 php4 php5 phps phpt", "//",
+     "abstract class const declare extends final finally function global implements include_once include "
+     "interface namespace private protected public require_once require static trait use"},
+    {"lua", "lua", "--",
+     "and break do else elseif end false for function if in local nil not or repeat return then true until while"},
+    {"scala", "scala sbt", "//",
+     "abstract case class def do else enum extends final for given if implicit import lazy match new object "
+     "override package private protected return sealed then throw trait try type val var while with yield"},
+};
+
+bool in_list(std::string_view list, std::string_view word) {
+  while (!list.empty()) {
+    const size_t sp = list.find(' ');
+    if (list.substr(0, sp) == word) return true;
+    if (sp == std::string_view::npos) break;
+    list.remove_prefix(sp + 1);
+  }
+  return false;
+}
+
+std::string_view first_word(std::string_view list) { return list.substr(0, list.find(' ')); }
+
+bool is_word_cp(uint32_t cp) { return cp == '_' || (tok::cp_class(cp) & (tok::kLetter | tok::kNumber)) != 0; }
+
+bool has_word_char(std::string_view s) {
+  size_t i = 0;
+  while (i < s.size())
+    if (is_word_cp(tok::next_code_point(s, i, nullptr))) return true;
+  return false;
+}
+
+int bracket_balance(std::string_view s) {
+  int b = 0;
+  for (char c : s) {
+    if (c == '(' || c == '[' || c == '{') ++b;
+    if (c == ')' || c == ']' || c == '}') --b;
+  }
+  return b;
 }
 
 }  // namespace
@@ -195,6 +262,102 @@ FimPrompt FimPromptBuilder::build(const FimRequest& req, const FimOptions& opt) 
   out.tokens.push_back(fim_mid_);
   out.truncated = np < total_p || ns < total_s || out.snippets_cut > 0 || out.snippets_dropped > 0;
   return out;
+}
+
+std::string_view fim_language(std::string_view language, std::string_view filepath) {
+  std::string lower(language);
+  for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  for (const auto& l : kLanguages)
+    if (!lower.empty() && in_list(l.names, lower)) return first_word(l.names);
+  const size_t slash = filepath.find_last_of("/\\");
+  const std::string_view name = slash == std::string_view::npos ? filepath : filepath.substr(slash + 1);
+  const size_t dot = name.rfind('.');
+  if (dot == std::string_view::npos || dot == 0) return {};
+  const std::string_view ext = name.substr(dot + 1);
+  for (const auto& l : kLanguages)
+    if (!ext.empty() && in_list(l.exts, ext)) return first_word(l.names);
+  return {};
+}
+
+std::vector<std::string> language_stop_words(std::string_view language) {
+  std::vector<std::string> out;
+  const std::string_view id = fim_language(language);
+  for (const auto& l : kLanguages) {
+    if (first_word(l.names) != id || id.empty()) continue;
+    out.push_back("\n" + std::string(l.comment));
+    std::string_view kw = l.keywords;
+    while (!kw.empty()) {
+      const size_t sp = kw.find(' ');
+      const std::string word = "\n" + std::string(kw.substr(0, sp));
+      if (std::find(out.begin(), out.end(), word) == out.end()) out.push_back(word);
+      if (sp == std::string_view::npos) break;
+      kw.remove_prefix(sp + 1);
+    }
+  }
+  out.push_back("\n\n");
+  return out;
+}
+
+bool fim_single_line(std::string_view suffix) { return has_word_char(suffix.substr(0, suffix.find('\n'))); }
+
+FimStopRules fim_stop_rules(const tok::Tokenizer& tok, std::string_view language, std::string_view filepath,
+                            std::string_view suffix) {
+  FimStopRules r;
+  r.stop_tokens = tok.eog_ids();
+  for (const auto id : {tok.fim_prefix(), tok.fim_suffix(), tok.fim_middle(), tok.fim_pad(), tok.repo_name(),
+                        tok.file_sep()})
+    if (id) r.stop_tokens.push_back(*id);
+  for (const auto* text : {"<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>", "<|fim_pad|>", "<|repo_name|>",
+                           "<|file_sep|>", "<|endoftext|>"})
+    if (const auto id = tok.find_token(text); id && tok.is_control(*id)) r.stop_tokens.push_back(*id);
+  std::sort(r.stop_tokens.begin(), r.stop_tokens.end());
+  r.stop_tokens.erase(std::unique(r.stop_tokens.begin(), r.stop_tokens.end()), r.stop_tokens.end());
+  const std::string_view id = fim_language(language, filepath);
+  r.stop_words = language_stop_words(id);
+  r.single_line = fim_single_line(suffix);
+  if (r.single_line) r.stop_words.insert(r.stop_words.begin(), "\n");
+  return r;
+}
+
+StopScan scan_stop_words(std::string_view text, const std::vector<std::string>& stops) {
+  StopScan r;
+  size_t first = std::string_view::npos;
+  for (const auto& s : stops)
+    if (!s.empty()) first = std::min(first, text.find(s));
+  if (first != std::string_view::npos) return {true, first};
+  // Hold back the longest tail that is the start of a stop word.
+  size_t hold = 0;
+  for (const auto& s : stops)
+    for (size_t h = std::min(s.size() - (s.empty() ? 0 : 1), text.size()); h > hold; --h)
+      if (s.starts_with(text.substr(text.size() - h))) {
+        hold = h;
+        break;
+      }
+  r.keep = text.size() - hold;
+  return r;
+}
+
+std::string trim_suffix_overlap(std::string_view completion, std::string_view suffix) {
+  for (size_t k = std::min(completion.size(), suffix.size()); k > 0; --k) {
+    const std::string_view overlap = suffix.substr(0, k);
+    if (k < suffix.size() && is_continuation(suffix[k])) continue;
+    if (!completion.ends_with(overlap)) continue;
+    if (overlap.find_first_not_of(" \t\r\n") == std::string_view::npos) continue;
+    const bool line_end = k == suffix.size() || suffix[k] == '\n' || suffix[k] == '\r';
+    if (!line_end && has_word_char(overlap)) continue;
+    const std::string_view kept = completion.substr(0, completion.size() - k);
+    if (overlap.find_first_of(")]}") != std::string_view::npos && bracket_balance(kept) > 0) continue;
+    return std::string(kept);
+  }
+  return std::string(completion);
+}
+
+std::string finish_completion(std::string_view generated, const FimStopRules& rules, std::string_view suffix) {
+  std::string_view text = generated;
+  const StopScan scan = scan_stop_words(text, rules.stop_words);
+  if (scan.stopped) text = text.substr(0, scan.keep);
+  if (rules.single_line) text = text.substr(0, text.find('\n'));
+  return trim_suffix_overlap(text, suffix);
 }
 
 std::string repo_name_from_git_url(std::string_view url) {

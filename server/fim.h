@@ -1,5 +1,6 @@
 // FIM (fill-in-the-middle) prompts for code completion: the Qwen file-level and repo-level layouts,
-// budgeted in tokens, with user text never turned into special tokens.
+// budgeted in tokens, with user text never turned into special tokens; and the rules that end and
+// clean up the completion (stop tokens, per-language stop words, single-line mode, suffix overlap).
 // Facts: shared reference "Qwen FIM formats" and "HTTP APIs" (Tabby segments, llama.cpp input_extra).
 #pragma once
 #include <cstddef>
@@ -94,6 +95,51 @@ class FimPromptBuilder {
   int32_t repo_name_ = -1, file_sep_ = -1;  // -1 when the vocabulary has none
   std::vector<std::string> specials_;       // texts of the CONTROL / USER_DEFINED tokens
 };
+
+// How a FIM completion ends.
+struct FimStopRules {
+  std::vector<int32_t> stop_tokens;     // sorted: the model's end-of-generation tokens and FIM tokens
+  std::vector<std::string> stop_words;  // the completion ends before the first of them
+  bool single_line = false;             // "\n" is among the stop words
+};
+
+// Canonical language id ("python", "javascript-typescript", "cpp", ...) for Tabby's language id
+// (its aliases too: "typescriptreact", "c++", ...) or, when that is empty or unknown, for the
+// file's extension; "" when neither is known.
+std::string_view fim_language(std::string_view language, std::string_view filepath = {});
+
+// Tabby's stop words for a language: "\n" + its line comment, "\n" + each top-level keyword, and
+// "\n\n" (the only one for a language not in the table).
+std::vector<std::string> language_stop_words(std::string_view language);
+
+// Single-line mode: the rest of the cursor's line (the suffix up to its first newline) holds a
+// word character (a letter, digit or '_'), so the completion must fit in front of it.
+bool fim_single_line(std::string_view suffix);
+
+// Stop rules for one request: the tokenizer's end-of-generation set plus the FIM tokens, the
+// language's stop words (language or filepath, see fim_language) and "\n" in single-line mode.
+FimStopRules fim_stop_rules(const tok::Tokenizer& tok, std::string_view language, std::string_view filepath,
+                            std::string_view suffix);
+
+// Where generated text stands against stop words. stopped: a stop word occurs, and keep is where
+// the first occurrence starts (the completion is text[0, keep)). Otherwise keep is how much may be
+// streamed now: the text less a tail that could still grow into a stop word.
+struct StopScan {
+  bool stopped = false;
+  size_t keep = 0;
+};
+StopScan scan_stop_words(std::string_view text, const std::vector<std::string>& stops);
+
+// Removes text at the end of the completion that repeats the start of the suffix, such as a
+// closing ")" the editor already has after the cursor or a "}" line below it. The repeated part
+// must hold a non-space character and either end at the end of a suffix line or hold no word
+// character; a repeated closing bracket goes only when the completion without it leaves no bracket
+// open (so "x)" before ")" loses its ")", "bar()" before ")" stays).
+std::string trim_suffix_overlap(std::string_view completion, std::string_view suffix);
+
+// The completion as the client gets it: cut at the first stop word (the single-line rule
+// included), then trim_suffix_overlap.
+std::string finish_completion(std::string_view generated, const FimStopRules& rules, std::string_view suffix);
 
 // The repository name in a git URL or path: "https://github.com/o/name.git" -> "name",
 // "git@host:o/name" -> "name"; a bare name is returned as is.
