@@ -151,7 +151,8 @@ TEST(KernelRegistry, OpKernelsAreNamedChosenAndOverridden) {
   const KernelPolicy none;
   if (avx512.cpu.has_avx512()) {  // the defaults are what ran before the registry had these ops
     EXPECT_EQ(none.choose_op("attention_f16", avx512, 128).name, "attention_f16_avx512");
-    EXPECT_EQ(none.choose_op("attention_f16", avx512, 72).name, "attention_f16_ref");  // not a multiple of 16
+    EXPECT_EQ(none.choose_op("attention_f16", avx512, 72).name, "attention_f16_avx2");  // not a multiple of 16
+    EXPECT_EQ(none.choose_op("attention_f16", avx512, 20).name, "attention_f16_ref");   // nor of 8
     EXPECT_EQ(none.choose_op("swiglu_f32", avx512).name, "swiglu_f32_avx512");
     EXPECT_EQ(none.choose_op("quantize_q8_K", avx512).name, "quantize_q8_K_avx512");
     EXPECT_EQ(BoundMatmul::bind(none, GgmlType::Q4_K, 2048, 768, avx512).quantize,
@@ -166,7 +167,7 @@ TEST(KernelRegistry, OpKernelsAreNamedChosenAndOverridden) {
   avx2.parse("*=avx2");
   EXPECT_EQ(avx2.choose_op("rmsnorm_f32", scalar).name, "rmsnorm_f32_ref");
   KernelPolicy bad;
-  bad.parse("attention_f16=avx2");
+  bad.parse("attention_f16=avxvnni");  // no such variant of this op
   EXPECT_THROW(bad.choose_op("attention_f16", avx512, 128), Error);
   KernelPolicy wrong_op;
   wrong_op.parse("swiglu_f32=attention_f16_ref");
