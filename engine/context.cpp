@@ -78,6 +78,7 @@ void Context::truncate(int seq, int n_keep) {
 }
 
 std::span<const int32_t> Context::tokens(int seq) const { return sequence(seq).tokens; }
+std::span<const int32_t> Context::blocks(int seq) const { return sequence(seq).blocks; }
 
 int Context::reuse_prefix(int seq, std::span<const int32_t> prompt) {
   SequenceKv& s = sequence(seq);
