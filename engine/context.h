@@ -98,6 +98,7 @@ class Context {   // sequences + their KV cache blocks + a backend stream and it
   std::vector<Flat> flat_;
   std::vector<int32_t> flat_tokens_;
   std::vector<int> new_past_;
+  std::vector<int32_t> shared_writes_;  // shared partial last blocks the batch writes into
 };
 
 }  // namespace tessera::engine

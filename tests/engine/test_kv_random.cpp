@@ -189,12 +189,28 @@ class Harness {
   bool eval(std::span<const SeqInput> ins) {
     std::vector<std::vector<int32_t>> before(kSeqs);
     for (int s = 0; s < kSeqs; ++s) before[static_cast<size_t>(s)].assign(ctx_.blocks(s).begin(), ctx_.blocks(s).end());
+    // The blocks this takes: new ones, and copies of shared partial last blocks (of k writers into a
+    // block held r times, min(k, r - 1) copy; the last writes in place).
+    const int free_before = ctx_.n_free_blocks();
+    int need = 0;
+    std::vector<int> writers(static_cast<size_t>(cache().n_blocks()), 0);
+    std::vector<int> grow(kSeqs, 0);
+    for (const SeqInput& in : ins) grow[static_cast<size_t>(in.seq)] += static_cast<int>(in.tokens.size());
+    for (int s = 0; s < kSeqs; ++s) {
+      const int p0 = static_cast<int>(toks_[static_cast<size_t>(s)].size()), k = grow[static_cast<size_t>(s)];
+      if (k == 0) continue;
+      need += (p0 + k + kB - 1) / kB - (p0 + kB - 1) / kB;
+      if (p0 % kB != 0) ++writers[static_cast<size_t>(ctx_.blocks(s).back())];
+    }
+    for (int b = 0; b < cache().n_blocks(); ++b)
+      need += std::min(writers[static_cast<size_t>(b)], cache().refcount(b) - 1 > 0 ? cache().refcount(b) - 1 : 0);
     std::span<const float> logits;
     try {
       logits = ctx_.eval_batch(ins);
     } catch (const Error& e) {
       if (!is_full_error(e)) throw;
       ++n_full_;
+      EXPECT_GT(need, free_before) << "refused as full, but " << need << " blocks of " << free_before << " would do";
       for (int s = 0; s < kSeqs; ++s) {
         EXPECT_TRUE(std::ranges::equal(ctx_.blocks(s), before[static_cast<size_t>(s)])) << "failed eval changed seq " << s;
         EXPECT_TRUE(std::ranges::equal(ctx_.tokens(s), toks_[static_cast<size_t>(s)])) << "failed eval changed seq " << s;
@@ -207,6 +223,7 @@ class Harness {
         break;
       }
     last_logits_.assign(logits.end() - V_, logits.end());
+    EXPECT_EQ(ctx_.n_free_blocks(), free_before - need) << "blocks taken";
     // The shadow: copies (copy-on-write of a partial last block) first, then the writes.
     std::vector<bool> seen(kSeqs, false);
     for (const SeqInput& in : ins) {

@@ -141,6 +141,16 @@ TEST(PrefixCache, ForkThenDivergeCopiesOnWrite) {
     EXPECT_LE(nmse(want_y, got_y), 1e-6);
     EXPECT_NO_THROW(ctx.kv_cache().check());
   }
+
+  // both sides in one batch: the over-count of copies must not make it fail with one block left
+  Context ctx(model, opts(2, 3 * kB));
+  ctx.eval(p, false, 0);
+  ctx.fork(0, 1);
+  ASSERT_EQ(ctx.n_free_blocks(), 1);
+  const std::array<int32_t, 1> t0{x[0]}, t1{y[0]};
+  const SeqInput both[] = {{0, t0, false}, {1, t1, false}};
+  EXPECT_NO_THROW(ctx.eval_batch(both));
+  EXPECT_NO_THROW(ctx.kv_cache().check());
 }
 
 // A sequence truncated into one of its full, indexed blocks and extended with other tokens: the block
