@@ -22,13 +22,11 @@ namespace {
 
 constexpr int kB = kKvBlock;
 
-std::shared_ptr<Model> load_tiny() {
-  static std::shared_ptr<Model> m = [] {
-    LoadOptions lo;
-    lo.print_plan = false;
-    return Model::load((fs::path(TESSERA_GOLDEN_DIR) / "models" / "tiny-qwen3-q8_0.gguf").string(), lo);
-  }();
-  return m;
+std::shared_ptr<Model> load_tiny(const std::string& backend = "cpu") {
+  LoadOptions lo;
+  lo.backend = backend;
+  lo.print_plan = false;
+  return Model::load((fs::path(TESSERA_GOLDEN_DIR) / "models" / "tiny-qwen3-q8_0.gguf").string(), lo);
 }
 
 ContextOptions opts(int n_seq = 2, int kv_tokens = 0, int n_batch = 64, bool prefix_cache = true) {
@@ -97,9 +95,11 @@ TEST(PrefixCache, ResumedMatchesAlone) {
 }
 
 // fork, then both sides write into the shared partial block: each side gets its own copy, and each
-// side's logits are those of its tokens alone.
-TEST(PrefixCache, ForkThenDivergeCopiesOnWrite) {
-  auto model = load_tiny();
+// side's logits are those of its tokens alone (on both backends: each has its own kv_copy).
+class ForkTest : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(ForkTest, ForkThenDivergeCopiesOnWrite) {
+  auto model = load_tiny(GetParam());
   const auto p = ids(40, 3), x = ids(5, 4), y = ids(7, 5);
   Context ref(model, opts(1, 0, 64, false));
   ref.eval(p);
@@ -152,6 +152,8 @@ TEST(PrefixCache, ForkThenDivergeCopiesOnWrite) {
   EXPECT_NO_THROW(ctx.eval_batch(both));
   EXPECT_NO_THROW(ctx.kv_cache().check());
 }
+
+INSTANTIATE_TEST_SUITE_P(Backends, ForkTest, ::testing::Values("cpu", "ref"));
 
 // A sequence truncated into one of its full, indexed blocks and extended with other tokens: the block
 // leaves the index before it is written, so a later prompt with the original tokens misses it (and
