@@ -78,6 +78,7 @@ void Context::truncate(int seq, int n_keep) {
 }
 
 std::span<const int32_t> Context::tokens(int seq) const { return sequence(seq).tokens; }
+std::span<const int32_t> Context::blocks(int seq) const { return sequence(seq).blocks; }
 
 int Context::reuse_prefix(int seq, std::span<const int32_t> prompt) {
   SequenceKv& s = sequence(seq);
@@ -178,10 +179,21 @@ std::span<const float> Context::eval_batch(std::span<const SeqInput> inputs) {
     n_rows += in.all_logits ? static_cast<int64_t>(in.tokens.size()) : 1;
   }
   if (inputs.empty()) throw_error("eval: no tokens");
+  shared_writes_.clear();
   for (size_t i = 0; i < seqs_.size(); ++i) {
     if (new_past_[i] > opts_.n_ctx)
       throw_error("context is full: sequence {} would hold {} tokens > n_ctx {}", i, new_past_[i], opts_.n_ctx);
-    need += blocks_needed(static_cast<int>(i), new_past_[i] - seqs_[i].n_past);
+    const SequenceKv& s = seqs_[i];
+    if (new_past_[i] == s.n_past) continue;
+    need += (new_past_[i] + kKvBlock - 1) / kKvBlock - static_cast<int64_t>(s.blocks.size());
+    if (s.n_past % kKvBlock != 0 && kv_cache_.refcount(s.blocks.back()) > 1) shared_writes_.push_back(s.blocks.back());
+  }
+  // Copy-on-write: of k sequences writing into a block held r times, min(k, r - 1) copy it (the last
+  // holder writes in place).
+  std::sort(shared_writes_.begin(), shared_writes_.end());
+  for (size_t i = 0, j = 0; i < shared_writes_.size(); i = j) {
+    while (j < shared_writes_.size() && shared_writes_[j] == shared_writes_[i]) ++j;
+    need += std::min<int64_t>(static_cast<int64_t>(j - i), kv_cache_.refcount(shared_writes_[i]) - 1);
   }
   if (need > kv_cache_.n_free())
     throw_error("KV cache is full: {} more blocks of {} tokens needed, {} free", need, kKvBlock,

@@ -52,6 +52,7 @@ class Context {   // sequences + their KV cache blocks + a backend stream and it
   void clear(int seq = 0);             // releases the sequence's KV blocks (indexed ones stay cached)
   void truncate(int seq, int n_keep);  // keeps the first n_keep positions (prefix reuse)
   std::span<const int32_t> tokens(int seq = 0) const;  // ids at positions 0..n_past-1
+  std::span<const int32_t> blocks(int seq = 0) const;  // its KV blocks in position order (for tests)
   // Prefix reuse: keeps the longest common prefix of what the sequence holds and `prompt`, then
   // adopts every following full block of `prompt` found in the prefix cache (at most prompt.size() - 1
   // tokens in all, so evaluating the rest still yields logits); returns the positions now held.
@@ -97,6 +98,7 @@ class Context {   // sequences + their KV cache blocks + a backend stream and it
   std::vector<Flat> flat_;
   std::vector<int32_t> flat_tokens_;
   std::vector<int> new_past_;
+  std::vector<int32_t> shared_writes_;  // shared partial last blocks the batch writes into
 };
 
 }  // namespace tessera::engine
