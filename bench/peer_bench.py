@@ -5,7 +5,12 @@ Runs `tessera bench` and llama.cpp's `llama-bench` with the same parameters, alt
 repetition of each (`-r 1` per process, one warm-up each, as both tools do), for N rounds, and
 prints a markdown table: model, test, Tessera t/s (median and [min-max] over the rounds),
 llama.cpp t/s (same), and the ratio of the medians. Both tools are run with `-o jsonl`
-(`tessera bench` writes llama-bench's JSON fields); a test a tool did not finish shows its error. Standard library only: any python3 runs it.
+(`tessera bench` writes llama-bench's JSON fields); a test a tool did not finish shows its error.
+Standard library only: any python3 runs it.
+
+Noise: on a shared 2-core machine other processes' load distorts both tools, llama.cpp's decode
+(OpenMP barriers between ops) far more than Tessera's (tg128 can drop 5-10x). The header and the
+footer print the load average; use --rounds 3 or more, and rerun when a range is wide.
 
 Usage:
   TESSERA=build/bin/tessera LLAMA_BENCH=/path/native/llama-bench \\
@@ -33,12 +38,15 @@ How to build the peer (outside this repository; never commit llama.cpp code):
   pip download --no-deps --no-binary :all: llama-cpp-python==0.3.36 -d /tmp/peer
   tar xzf /tmp/peer/llama_cpp_python-0.3.36.tar.gz -C /tmp/peer   # source: vendor/llama.cpp
   cmake -S .../vendor/llama.cpp -B build-native -G Ninja -DCMAKE_BUILD_TYPE=Release \\
+    -DCMAKE_C_COMPILER=gcc -DCMAKE_CXX_COMPILER=g++ \\
     -DBUILD_SHARED_LIBS=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=ON \\
     -DLLAMA_OPENSSL=OFF -DLLAMA_USE_PREBUILT_UI=OFF -DGGML_NATIVE=ON
   ninja -C build-native llama-bench llama-server
   (AVX2-only: -DGGML_NATIVE=OFF -DGGML_SSE42=ON -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_BMI2=ON
    -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AVX512=OFF -DGGML_AVX512_VNNI=OFF -DGGML_AVX512_VBMI=OFF
    -DGGML_AVX512_BF16=OFF -DGGML_AVX_VNNI=OFF)
+  gcc, because llama.cpp's default GGML_OPENMP=ON needs an OpenMP runtime: gcc has libgomp; clang
+  without libomp-dev only warns and builds without OpenMP (ggml's own thread pool instead).
 """
 from __future__ import annotations
 
