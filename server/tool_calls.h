@@ -34,6 +34,7 @@ class ToolCallParser {
   ToolParseOutput feed(std::string_view text);
   // End of generation: flushes held text; an unterminated tool call is returned as content.
   ToolParseOutput finish();
+  // True once a parsed call has been returned (finish_reason "tool_calls"); malformed ones do not count.
   bool saw_tool_call() const { return saw_tool_call_; }
 
  private:
