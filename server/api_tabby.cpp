@@ -1,0 +1,96 @@
+// Tabby endpoints: POST /v1/completions with `segments` (FIM prompt from prefix, suffix and
+// repository context; per-language stop words; single-line mode; suffix-overlap trimming),
+// GET|POST /v1/health, POST /v1/events. Tabby's defaults: 64 tokens, temperature 0.1.
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "server/routes.h"
+
+namespace tessera::server {
+namespace {
+
+void add_snippets(const json* arr, const char* key, std::vector<FimSnippet>& out) {
+  if (!arr) return;
+  for (const json& s : *arr) {
+    if (!s.is_object()) throw ApiError(400, fmt::format("'segments.{}' must be an array of {{\"filepath\", \"body\"}} objects", key));
+    const Fields sf(s);
+    FimSnippet snip{sf.get_string("filepath"), sf.get_string("body")};
+    if (!snip.body.empty()) out.push_back(std::move(snip));
+  }
+}
+
+class TabbyFormat : public ResponseFormat {
+ public:
+  TabbyFormat(FimStopRules rules, std::string suffix) : rules_(std::move(rules)), suffix_(std::move(suffix)) {}
+  std::string stream_text(std::string_view) override { return {}; }  // Tabby does not stream
+  std::string stream_end(const engine::GenerateResult&) override { return {}; }
+  json body(const engine::GenerateResult& r) override {
+    return json{{"id", random_id("cmpl-")},
+                {"choices", json::array({json{{"index", 0}, {"text", finish_completion(r.text, rules_, suffix_)}}})}};
+  }
+
+ private:
+  FimStopRules rules_;
+  std::string suffix_;
+};
+
+json health(const ServerState& st) {
+  const EngineService& eng = st.ready();
+  return json{{"model", st.model_id},
+              {"chat_model", st.chat && st.chat->has_template() ? json(st.model_id) : json(nullptr)},
+              {"device", "cpu"},
+              {"arch", eng.model().config().arch},
+              {"cpu_info", "x86_64"},
+              {"cpu_count", std::thread::hardware_concurrency()},
+              {"cuda_devices", json::array()},
+              {"version", json{{"build_date", __DATE__}, {"git_describe", "tessera"}, {"git_sha", ""}}}};
+}
+
+}  // namespace
+
+void handle_tabby_completion(const httplib::Request& req, httplib::Response& res, ServerState& st, const json& body) {
+  EngineService& eng = st.ready();
+  const FimPromptBuilder& fim = st.fim_builder();
+  const Fields f(body);
+  const json* segs = f.get_object("segments");
+  if (!segs) throw ApiError(400, "'segments' must be an object");
+  const Fields sf(*segs);
+  FimRequest fr;
+  fr.prefix = sf.get_string("prefix");
+  fr.suffix = sf.get_string("suffix");
+  fr.filepath = sf.get_string("filepath");
+  fr.language = f.get_string("language");
+  fr.repo = repo_name_from_git_url(sf.get_string("git_url"));
+  add_snippets(sf.get_array("declarations"), "declarations", fr.extra);
+  add_snippets(sf.get_array("relevant_snippets_from_changed_files"), "relevant_snippets_from_changed_files", fr.extra);
+  add_snippets(sf.get_array("relevant_snippets_from_recently_opened_files"),
+               "relevant_snippets_from_recently_opened_files", fr.extra);
+  const std::string clipboard = sf.get_string("clipboard");
+  if (!clipboard.empty()) fr.extra.push_back({"", clipboard});
+
+  JobSpec job;
+  job.params.max_tokens = static_cast<int>(f.get_int("max_tokens", 64, 1, 1 << 20));
+  job.params.sampler.temperature = 0.1f;
+  read_sampling(f, job.params);
+  fr.budget = std::max(3, std::min(st.opts.fim_max_prompt, eng.n_ctx() - 1 - job.params.max_tokens));
+  job.prompt = fim.build(fr).tokens;
+  check_prompt_fits(eng, job.prompt.size());
+  FimStopRules rules = fim_stop_rules(eng.tokenizer(), fr.language, fr.filepath, fr.suffix);
+  for (const std::string& w : rules.stop_words) job.params.stop.push_back(w);
+  for (std::string& s : fim_stop_strings(eng.tokenizer())) job.params.stop.push_back(std::move(s));
+  job.deadline = job_deadline(st);
+  respond_generation(req, res, st, std::move(job), std::make_unique<TabbyFormat>(std::move(rules), fr.suffix), false);
+}
+
+void register_tabby_routes(httplib::Server& svr, ServerState& st) {
+  auto h = guarded([&st](const httplib::Request&, httplib::Response& r) { send_json(r, health(st)); });
+  svr.Get("/v1/health", h);
+  svr.Post("/v1/health", h);
+  svr.Post("/v1/events", guarded([](const httplib::Request& q, httplib::Response& r) {
+    if (!q.body.empty()) parse_body(q.body);  // events are accepted and dropped; a broken body is still 400
+    r.status = 200;
+  }));
+}
+
+}  // namespace tessera::server

@@ -1,0 +1,93 @@
+// What the endpoint files share: the server state, request-to-job helpers (prompt tokens, sampling
+// fields, limits), and the one runner that turns a job into a JSON or SSE response while watching
+// the client's connection.
+#pragma once
+#include <atomic>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <httplib.h>
+
+#include "server/chat.h"
+#include "server/engine_service.h"
+#include "server/fim.h"
+#include "server/http_util.h"
+#include "server/metrics.h"
+#include "server/server.h"
+
+namespace tessera::server {
+
+struct ServerState {
+  explicit ServerState(const ServerOptions& o) : opts(o) {}
+  const ServerOptions& opts;
+  std::string model_id;                 // alias or the file name
+  std::atomic<EngineService*> engine{nullptr};  // null while the model loads
+  std::unique_ptr<FimPromptBuilder> fim;        // null when the vocabulary has no FIM tokens
+  std::unique_ptr<ChatFormatter> chat;
+  Metrics metrics;
+  std::atomic<uint64_t> next_request{1};
+
+  EngineService& ready() const;  // ApiError 503 "Loading model" until loaded
+  const FimPromptBuilder& fim_builder() const;  // ApiError 400 when the model cannot do FIM
+};
+
+// How an endpoint shapes a generation into its response.
+class ResponseFormat {
+ public:
+  virtual ~ResponseFormat() = default;
+  // Streaming: the SSE events for a new piece of text ("" for none yet).
+  virtual std::string stream_text(std::string_view piece) = 0;
+  // Streaming: the closing events (last chunk, usage, [DONE] where the API has it).
+  virtual std::string stream_end(const engine::GenerateResult& r) = 0;
+  // Not streaming: the whole response body.
+  virtual json body(const engine::GenerateResult& r) = 0;
+};
+
+// Submits the job and answers: a JSON body when !stream, else text/event-stream. A client that
+// disconnects cancels its job (its sequence is freed at the next step). Throws ApiError (503 when
+// the queue is full) before anything is sent.
+void respond_generation(const httplib::Request& req, httplib::Response& res, ServerState& st, JobSpec job,
+                        std::unique_ptr<ResponseFormat> format, bool stream);
+
+// A prompt field: a string (tokenized with special tokens parsed), or an array of token ids
+// (checked against the vocabulary), or an array holding one string. ApiError 400 otherwise.
+std::vector<int32_t> prompt_tokens(const EngineService& eng, const json& prompt, bool parse_special = true);
+// ApiError 400 when the prompt leaves no room to generate, saying by how much it is over.
+void check_prompt_fits(const EngineService& eng, size_t n_prompt);
+
+// Sampling fields shared by the APIs: temperature, top_p, top_k, min_p, seed, penalties
+// (presence/frequency/repeat, repeat_last_n), stop (max 16 strings), ignore_eos.
+void read_sampling(const Fields& f, engine::GenerateParams& gp);
+// max tokens field(s): the first present of keys; -1 (or absent with fallback -1): until the context is full.
+int read_max_tokens(const Fields& f, std::initializer_list<const char*> keys, int fallback);
+
+// Deadline for a job: now + the server's per-request limit.
+Clock::time_point job_deadline(const ServerState& st);
+
+// Texts of the FIM control tokens that are not end-of-generation tokens (stop strings for FIM jobs).
+std::vector<std::string> fim_stop_strings(const tok::Tokenizer& tok);
+
+// Every handler runs inside this: ApiError -> its status, tessera::Error -> 400, anything else -> 500
+// with the message (never a crash), all as {"error": {...}}.
+httplib::Server::Handler guarded(httplib::Server::Handler h);
+void write_error(httplib::Response& res, int status, std::string_view message, std::string_view type = {});
+
+// Sets a JSON body.
+void send_json(httplib::Response& res, const json& body, int status = 200);
+
+// Per-request log fields filled by the handler, printed by the server's logger (same thread).
+struct RequestLog {
+  int prompt = -1, cached = 0, generated = 0;
+  std::string finish;
+};
+RequestLog& request_log();  // this thread's current request
+
+void register_llama_routes(httplib::Server& svr, ServerState& st);
+void register_openai_routes(httplib::Server& svr, ServerState& st);  // incl. Tabby's /v1/completions
+// Tabby: POST /v1/completions with `segments` (called by the OpenAI handler), /v1/health, /v1/events.
+void handle_tabby_completion(const httplib::Request& req, httplib::Response& res, ServerState& st, const json& body);
+void register_tabby_routes(httplib::Server& svr, ServerState& st);
+
+}  // namespace tessera::server
