@@ -129,9 +129,19 @@ def test_one_client_one_replica_and_cache_hits():
         cached.append((obj.get("tokens_cached"), obj["timings"].get("cache_n")))
     assert replicas[0] in ("replica-a", "replica-b"), replicas
     assert len(set(replicas)) == 1, f"alice's requests went to several replicas: {replicas}"
+    # timings.cache_n: prompt tokens reused (tokens_cached is llama.cpp's n_past, prompt + generated).
     for tc, cn in cached[1:]:
-        assert (tc or 0) > 100 or (cn or 0) > 100, f"shared prefix not reused: tokens_cached/cache_n = {cached}"
+        assert cn is not None and cn > 100, f"shared prefix not reused: (tokens_cached, cache_n) = {cached}"
     print(f"    alice -> {replicas[0]}, (tokens_cached, cache_n) = {cached}")
+    # A client on the other replica starts cold: the cache hit above is the affinity's doing.
+    other = "replica-b" if replicas[0] == "replica-a" else "replica-a"
+    for i in range(64):
+        rep, obj = complete(f"bob-{i}", "def cold(z):\n    return", n=1)
+        if rep == other:
+            assert obj["timings"]["cache_n"] < 32, f"{other} had alice's prefix already: {obj['timings']}"
+            break
+    else:
+        raise AssertionError(f"no client key among 64 reached {other}")
 
 
 def test_client_keys_spread_over_replicas():
