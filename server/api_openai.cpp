@@ -242,9 +242,9 @@ json model_list(const ServerState& st) {
 }  // namespace
 
 void register_openai_routes(httplib::Server& svr, ServerState& st) {
-  svr.Post("/v1/completions", guarded([&st](const httplib::Request& q, httplib::Response& r) { completions(q, r, st); }));
-  svr.Post("/v1/chat/completions", guarded([&st](const httplib::Request& q, httplib::Response& r) { chat_completions(q, r, st); }));
-  svr.Post("/chat/completions", guarded([&st](const httplib::Request& q, httplib::Response& r) { chat_completions(q, r, st); }));
+  post(svr, st, "/v1/completions", [&st](const httplib::Request& q, httplib::Response& r) { completions(q, r, st); });
+  post(svr, st, "/v1/chat/completions", [&st](const httplib::Request& q, httplib::Response& r) { chat_completions(q, r, st); });
+  post(svr, st, "/chat/completions", [&st](const httplib::Request& q, httplib::Response& r) { chat_completions(q, r, st); });
   svr.Get("/v1/models", guarded([&st](const httplib::Request&, httplib::Response& r) { send_json(r, model_list(st)); }));
   svr.Get("/models", guarded([&st](const httplib::Request&, httplib::Response& r) { send_json(r, model_list(st)); }));
 }

@@ -89,11 +89,11 @@ void handle_tabby_completion(const httplib::Request& req, httplib::Response& res
 void register_tabby_routes(httplib::Server& svr, ServerState& st) {
   auto h = guarded([&st](const httplib::Request&, httplib::Response& r) { send_json(r, health(st)); });
   svr.Get("/v1/health", h);
-  svr.Post("/v1/health", h);
-  svr.Post("/v1/events", guarded([](const httplib::Request& q, httplib::Response& r) {
+  post(svr, st, "/v1/health", h);
+  post(svr, st, "/v1/events", [](const httplib::Request& q, httplib::Response& r) {
     if (!q.body.empty()) parse_body(q.body);  // events are accepted and dropped; a broken body is still 400
     r.status = 200;
-  }));
+  });
 }
 
 }  // namespace tessera::server
