@@ -173,11 +173,11 @@ std::vector<std::string> fim_stop_strings(const tok::Tokenizer& tok) {
 }
 
 void register_llama_routes(httplib::Server& svr, ServerState& st) {
-  svr.Post("/completion", guarded([&st](const httplib::Request& q, httplib::Response& r) { completion(q, r, st); }));
-  svr.Post("/completions", guarded([&st](const httplib::Request& q, httplib::Response& r) { completion(q, r, st); }));
-  svr.Post("/infill", guarded([&st](const httplib::Request& q, httplib::Response& r) { infill(q, r, st); }));
-  svr.Post("/tokenize", guarded([&st](const httplib::Request& q, httplib::Response& r) { tokenize(q, r, st); }));
-  svr.Post("/detokenize", guarded([&st](const httplib::Request& q, httplib::Response& r) { detokenize(q, r, st); }));
+  post(svr, st, "/completion", [&st](const httplib::Request& q, httplib::Response& r) { completion(q, r, st); });
+  post(svr, st, "/completions", [&st](const httplib::Request& q, httplib::Response& r) { completion(q, r, st); });
+  post(svr, st, "/infill", [&st](const httplib::Request& q, httplib::Response& r) { infill(q, r, st); });
+  post(svr, st, "/tokenize", [&st](const httplib::Request& q, httplib::Response& r) { tokenize(q, r, st); });
+  post(svr, st, "/detokenize", [&st](const httplib::Request& q, httplib::Response& r) { detokenize(q, r, st); });
   svr.Get("/health", guarded([&st](const httplib::Request&, httplib::Response& r) {
     st.ready();
     send_json(r, json{{"status", "ok"}});

@@ -2,6 +2,7 @@
 // requests go to the Tabby handler), /v1/chat/completions (chat template, tool calls, streaming
 // deltas, usage), /v1/models. Unknown fields are ignored.
 #include <ctime>
+#include <optional>
 
 #include <fmt/format.h>
 
@@ -116,19 +117,72 @@ json tool_call_json(const ToolCall& c, int index, bool with_index) {
   return j;
 }
 
+// Small models sometimes answer a tool request with the call's JSON alone, without the
+// <tool_call> tags: {"name": "get_weather", "arguments": {...}}. Taken as a call only when the
+// whole answer is such an object naming one of the request's tools.
+std::optional<ToolCall> bare_json_call(std::string_view text, const json& tools) {
+  const size_t a = text.find_first_not_of(" \t\r\n");
+  if (a == std::string_view::npos || text[a] != '{') return std::nullopt;
+  json j;
+  try {
+    j = json::parse(text.substr(a));
+  } catch (const json::exception&) {
+    return std::nullopt;
+  }
+  if (!j.is_object() || !j.contains("name") || !j["name"].is_string() || !j.contains("arguments")) return std::nullopt;
+  const std::string name = j["name"].get<std::string>();
+  bool known = false;
+  for (const json& t : tools)
+    if (t.is_object() && t.contains("function") && t["function"].is_object() && t["function"].value("name", "") == name)
+      known = true;
+  if (!known) return std::nullopt;
+  json args = j["arguments"];
+  if (args.is_string()) {
+    try {
+      args = json::parse(args.get<std::string>());
+    } catch (const json::exception&) {
+      return std::nullopt;
+    }
+  }
+  if (!args.is_object()) return std::nullopt;
+  return ToolCall{random_id("call_"), name, dump(args)};
+}
+
 class ChatFormat : public ResponseFormat {
  public:
   ChatFormat(std::string model, const json& tools, bool include_usage)
       : model_(std::move(model)), include_usage_(include_usage) {
-    if (tools.is_array() && !tools.empty()) parser_ = std::make_unique<ToolCallParser>(tools);
+    if (tools.is_array() && !tools.empty()) {
+      parser_ = std::make_unique<ToolCallParser>(tools);
+      tools_ = tools;
+    }
   }
   std::string stream_text(std::string_view piece) override {
     if (!parser_) return piece.empty() ? std::string() : delta(json{{"content", std::string(piece)}});
-    return deltas(parser_->feed(piece));
+    ToolParseOutput out = parser_->feed(piece);
+    // An answer that starts like a bare JSON call is held until the end (see bare_json_call).
+    if (n_calls_ == 0 && (holding_ || (!streamed_content_ && !out.content.empty() &&
+                                       out.content.find_first_not_of(" \t\r\n") != std::string::npos &&
+                                       out.content[out.content.find_first_not_of(" \t\r\n")] == '{'))) {
+      holding_ = true;
+      held_ += out.content;
+      out.content.clear();
+    }
+    if (!out.content.empty()) streamed_content_ = true;
+    return deltas(out);
   }
   std::string stream_end(const engine::GenerateResult& r) override {
     std::string out;
-    if (parser_) out = deltas(parser_->finish());
+    if (parser_) {
+      ToolParseOutput last = parser_->finish();
+      if (holding_) {
+        held_ += last.content;
+        last.content.clear();
+        if (auto call = bare_json_call(held_, tools_); call && last.calls.empty()) last.calls.push_back(*call);
+        else last.content = held_;
+      }
+      out = deltas(last);
+    }
     if (!sent_role_) out += delta(json::object());
     json last = head();
     last["choices"] = json::array({json{{"index", 0}, {"delta", json::object()}, {"logprobs", nullptr},
@@ -150,6 +204,12 @@ class ChatFormat : public ResponseFormat {
       content = a.content + b.content;
       for (auto* out : {&a, &b})
         for (const ToolCall& c : out->calls) calls.push_back(tool_call_json(c, n_calls_++, false));
+      if (calls.empty()) {
+        if (auto call = bare_json_call(content, tools_)) {
+          calls.push_back(tool_call_json(*call, n_calls_++, false));
+          content.clear();
+        }
+      }
     }
     json msg{{"role", "assistant"}, {"content", content}};
     if (!calls.empty()) {
@@ -194,6 +254,9 @@ class ChatFormat : public ResponseFormat {
   std::string model_;
   bool include_usage_;
   std::unique_ptr<ToolCallParser> parser_;
+  json tools_;
+  bool holding_ = false, streamed_content_ = false;
+  std::string held_;
   bool sent_role_ = false;
   int n_calls_ = 0;
   std::string id_ = random_id("chatcmpl-");
@@ -242,9 +305,9 @@ json model_list(const ServerState& st) {
 }  // namespace
 
 void register_openai_routes(httplib::Server& svr, ServerState& st) {
-  svr.Post("/v1/completions", guarded([&st](const httplib::Request& q, httplib::Response& r) { completions(q, r, st); }));
-  svr.Post("/v1/chat/completions", guarded([&st](const httplib::Request& q, httplib::Response& r) { chat_completions(q, r, st); }));
-  svr.Post("/chat/completions", guarded([&st](const httplib::Request& q, httplib::Response& r) { chat_completions(q, r, st); }));
+  post(svr, st, "/v1/completions", [&st](const httplib::Request& q, httplib::Response& r) { completions(q, r, st); });
+  post(svr, st, "/v1/chat/completions", [&st](const httplib::Request& q, httplib::Response& r) { chat_completions(q, r, st); });
+  post(svr, st, "/chat/completions", [&st](const httplib::Request& q, httplib::Response& r) { chat_completions(q, r, st); });
   svr.Get("/v1/models", guarded([&st](const httplib::Request&, httplib::Response& r) { send_json(r, model_list(st)); }));
   svr.Get("/models", guarded([&st](const httplib::Request&, httplib::Response& r) { send_json(r, model_list(st)); }));
 }

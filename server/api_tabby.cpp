@@ -22,17 +22,18 @@ void add_snippets(const json* arr, const char* key, std::vector<FimSnippet>& out
 
 class TabbyFormat : public ResponseFormat {
  public:
-  TabbyFormat(FimStopRules rules, std::string suffix) : rules_(std::move(rules)), suffix_(std::move(suffix)) {}
+  TabbyFormat(FimStopRules rules, std::string suffix, std::string indent)
+      : rules_(std::move(rules)), suffix_(std::move(suffix)), indent_(std::move(indent)) {}
   std::string stream_text(std::string_view) override { return {}; }  // Tabby does not stream
   std::string stream_end(const engine::GenerateResult&) override { return {}; }
   json body(const engine::GenerateResult& r) override {
     return json{{"id", random_id("cmpl-")},
-                {"choices", json::array({json{{"index", 0}, {"text", finish_completion(r.text, rules_, suffix_)}}})}};
+                {"choices", json::array({json{{"index", 0}, {"text", finish_completion(fim_drop_indent(r.text, indent_), rules_, suffix_)}}})}};
   }
 
  private:
   FimStopRules rules_;
-  std::string suffix_;
+  std::string suffix_, indent_;
 };
 
 json health(const ServerState& st) {
@@ -58,6 +59,8 @@ void handle_tabby_completion(const httplib::Request& req, httplib::Response& res
   const Fields sf(*segs);
   FimRequest fr;
   fr.prefix = sf.get_string("prefix");
+  std::string indent = fim_trailing_indent(fr.prefix);
+  fr.prefix.resize(fr.prefix.size() - indent.size());
   fr.suffix = sf.get_string("suffix");
   fr.filepath = sf.get_string("filepath");
   fr.language = f.get_string("language");
@@ -80,17 +83,17 @@ void handle_tabby_completion(const httplib::Request& req, httplib::Response& res
   for (const std::string& w : rules.stop_words) job.params.stop.push_back(w);
   for (std::string& s : fim_stop_strings(eng.tokenizer())) job.params.stop.push_back(std::move(s));
   job.deadline = job_deadline(st);
-  respond_generation(req, res, st, std::move(job), std::make_unique<TabbyFormat>(std::move(rules), fr.suffix), false);
+  respond_generation(req, res, st, std::move(job), std::make_unique<TabbyFormat>(std::move(rules), fr.suffix, std::move(indent)), false);
 }
 
 void register_tabby_routes(httplib::Server& svr, ServerState& st) {
   auto h = guarded([&st](const httplib::Request&, httplib::Response& r) { send_json(r, health(st)); });
   svr.Get("/v1/health", h);
-  svr.Post("/v1/health", h);
-  svr.Post("/v1/events", guarded([](const httplib::Request& q, httplib::Response& r) {
+  post(svr, st, "/v1/health", h);
+  post(svr, st, "/v1/events", [](const httplib::Request& q, httplib::Response& r) {
     if (!q.body.empty()) parse_body(q.body);  // events are accepted and dropped; a broken body is still 400
     r.status = 200;
-  }));
+  });
 }
 
 }  // namespace tessera::server

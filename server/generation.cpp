@@ -44,6 +44,24 @@ httplib::Server::Handler guarded(httplib::Server::Handler h) {
   };
 }
 
+void post(httplib::Server& svr, const ServerState& st, const std::string& path, httplib::Server::Handler h) {
+  const size_t max_body = st.opts.max_body;
+  svr.Post(path, [g = guarded(std::move(h)), max_body](const httplib::Request& req, httplib::Response& res,
+                                                       const httplib::ContentReader& read) {
+    httplib::Request with_body = req;
+    bool too_large = false;
+    const bool ok = read([&](const char* data, size_t n) {
+      if (with_body.body.size() + n > max_body) return !(too_large = true);
+      with_body.body.append(data, n);
+      return true;
+    });
+    if (too_large || (!ok && res.status == 413))
+      return write_error(res, 413, fmt::format("the request body is larger than this server's limit of {} bytes", max_body));
+    if (!ok) return write_error(res, 400, "the request body could not be read (truncated or malformed)");
+    g(with_body, res);
+  });
+}
+
 void send_json(httplib::Response& res, const json& body, int status) {
   res.status = status;
   res.set_content(dump(body), "application/json");

@@ -72,6 +72,9 @@ std::vector<std::string> fim_stop_strings(const tok::Tokenizer& tok);
 // Every handler runs inside this: ApiError -> its status, tessera::Error -> 400, anything else -> 500
 // with the message (never a crash), all as {"error": {...}}.
 httplib::Server::Handler guarded(httplib::Server::Handler h);
+// POST routes read their body themselves: httplib would cap form-encoded bodies (curl -d without a
+// JSON Content-Type) at 8 KiB; the server's --max-body still applies.
+void post(httplib::Server& svr, const ServerState& st, const std::string& path, httplib::Server::Handler h);
 void write_error(httplib::Response& res, int status, std::string_view message, std::string_view type = {});
 
 // Sets a JSON body.
@@ -79,6 +82,7 @@ void send_json(httplib::Response& res, const json& body, int status = 200);
 
 // Per-request log fields filled by the handler, printed by the server's logger (same thread).
 struct RequestLog {
+  Clock::time_point start = Clock::now();
   int prompt = -1, cached = 0, generated = 0;
   std::string finish;
 };

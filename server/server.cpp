@@ -114,13 +114,14 @@ int serve(const ServerOptions& opts) {
     ++st.metrics.requests;
     if (res.status >= 400) ++st.metrics.errors;
     const RequestLog& log = request_log();
+    const double ms = std::chrono::duration<double, std::milli>(Clock::now() - log.start).count();
     if (log.prompt >= 0) {
-      std::fprintf(stderr, "tessera: req %llu %s %s %d prompt=%d cached=%d generated=%d finish=%s\n",
+      std::fprintf(stderr, "tessera: req %llu %s %s %d prompt=%d cached=%d generated=%d finish=%s ms=%.1f\n",
                    static_cast<unsigned long long>(id), req.method.c_str(), req.path.c_str(), res.status, log.prompt,
-                   log.cached, log.generated, log.finish.c_str());
+                   log.cached, log.generated, log.finish.c_str(), ms);
     } else {
-      std::fprintf(stderr, "tessera: req %llu %s %s %d%s\n", static_cast<unsigned long long>(id), req.method.c_str(),
-                   req.path.c_str(), res.status, log.finish.empty() ? "" : (" " + log.finish).c_str());
+      std::fprintf(stderr, "tessera: req %llu %s %s %d%s ms=%.1f\n", static_cast<unsigned long long>(id),
+                   req.method.c_str(), req.path.c_str(), res.status, log.finish.empty() ? "" : (" " + log.finish).c_str(), ms);
     }
   });
 

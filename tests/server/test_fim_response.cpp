@@ -247,5 +247,23 @@ TEST(FimOverlap, FinishCombinesStopAndTrim) {
   EXPECT_EQ(finish_completion("greeting, name)\nfoo", one, line_suffix), "greeting, ");
 }
 
+TEST(FimIndent, TrailingIndentOnlyOnABlankCursorLine) {
+  EXPECT_EQ(fim_trailing_indent("def f():\n    "), "    ");
+  EXPECT_EQ(fim_trailing_indent("def f():\n\t"), "\t");
+  EXPECT_EQ(fim_trailing_indent("    "), "    ");
+  EXPECT_EQ(fim_trailing_indent("def f():\n    x = "), "");
+  EXPECT_EQ(fim_trailing_indent("def f():\n"), "");
+  EXPECT_EQ(fim_trailing_indent(""), "");
+}
+
+TEST(FimIndent, DropsOnlyTheRepeatedPart) {
+  EXPECT_EQ(fim_drop_indent("    return a", "    "), "return a");
+  EXPECT_EQ(fim_drop_indent("  return a", "    "), "return a");  // dedented: what the editor has stays
+  EXPECT_EQ(fim_drop_indent("return a", "    "), "return a");
+  EXPECT_EQ(fim_drop_indent("        x", "    "), "    x");  // a deeper block keeps its extra indent
+  EXPECT_EQ(fim_drop_indent("\tx", "    "), "\tx");
+  EXPECT_EQ(fim_drop_indent("", "    "), "");
+}
+
 }  // namespace
 }  // namespace tessera::server
