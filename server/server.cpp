@@ -81,7 +81,10 @@ int serve(const ServerOptions& opts) {
       res.status = 204;
       return httplib::Server::HandlerResponse::Handled;
     }
-    if (!opts.api_key.empty() && req.path != "/health") {
+    // /health (load balancers) and the playground page (a browser cannot send the key when it
+    // loads a page; its requests to the API carry it) need no key.
+    const bool exempt = req.path == "/health" || req.path == "/playground" || req.path.rfind("/playground/", 0) == 0;
+    if (!opts.api_key.empty() && !exempt) {
       const std::string auth = req.get_header_value("Authorization");
       const std::string_view bearer = "Bearer ";
       if (auth.rfind(bearer, 0) != 0 || !same_secret(std::string_view(auth).substr(bearer.size()), opts.api_key)) {
