@@ -32,6 +32,10 @@ const historyEl = document.getElementById("history") as HTMLOListElement;
 const modelEl = document.getElementById("model") as HTMLElement;
 const lang = () => LANGS[langSelect.value] ?? LANGS.python;
 
+// ?max_tokens=N caps each completion (the end-to-end test uses it to keep requests in flight).
+const params = new URLSearchParams(location.search);
+const maxTokens = params.has("max_tokens") ? Number(params.get("max_tokens")) : undefined;
+
 const completions: CompletionInfo[] = [];
 function onCompletion(c: CompletionInfo) {
   completions.push(c);
@@ -55,6 +59,7 @@ const view = new EditorView({
       history(),
       drawSelection(),
       highlightActiveLine(),
+      EditorView.lineWrapping,
       indentOnInput(),
       bracketMatching(),
       indentUnit.of("    "),
@@ -65,6 +70,7 @@ const view = new EditorView({
         token: () => tokenInput.value || undefined,
         language: () => langSelect.value,
         filepath: () => lang().file,
+        maxTokens,
         onCompletion,
         onError: (e) => {
           errors.push(String(e));
