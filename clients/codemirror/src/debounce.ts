@@ -15,11 +15,11 @@ export class AdaptiveDebounce {
   constructor(opts: Partial<DebounceOptions> = {}) {
     this.opts = { ...defaultDebounce, ...opts };
   }
-  // A keystroke at time `now` (ms). Pauses longer than 2 s are thinking, not typing: not counted.
+  // A keystroke at time `now` (ms). Pauses of 1 s or more are thinking, not typing: not counted.
   keystroke(now: number): void {
     if (this.last >= 0) {
       const d = now - this.last;
-      if (d >= 0 && d < 2000) {
+      if (d >= 0 && d < 1000) {
         this.intervals.push(d);
         if (this.intervals.length > this.opts.window) this.intervals.shift();
       }
