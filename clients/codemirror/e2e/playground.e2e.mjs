@@ -68,7 +68,8 @@ const check = (cond, why) => {
   console.log(`  ok: ${why}`);
 };
 
-const chromiumPath = [process.env.CHROMIUM, "/usr/bin/chromium", "/usr/bin/chromium-browser"].find((p) => p && existsSync(p));
+// CHROMIUM=path names the browser (and only that one); else Debian's.
+const chromiumPath = (process.env.CHROMIUM ? [process.env.CHROMIUM] : ["/usr/bin/chromium", "/usr/bin/chromium-browser"]).find((p) => existsSync(p));
 if (!chromiumPath) skip("no chromium (apt-get install chromium; scripts/setup.sh does it)");
 if (!args.tessera || !existsSync(args.tessera)) fail(`no tessera binary at ${args.tessera}`);
 if (!args.model || !existsSync(args.model)) skip(`model ${args.model} is not there (scripts/setup.sh fetches the real models)`);
@@ -190,7 +191,10 @@ try {
         await new Promise((r) => setTimeout(r, 100));
         m = await metrics(base);
       }
-      return m;
+      // A request is counted (cancelled or not) by its HTTP thread, which polls every 20 ms, just
+      // after its sequence is freed: give it that time.
+      await new Promise((r) => setTimeout(r, 100));
+      return metrics(base);
     };
     const idle = (m) => m.running === 0 && m.waiting === 0 && m.kvUsed === 0;
     const m0 = await settle(idle);
