@@ -38,7 +38,8 @@ for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 # Node.js + npm for clients/codemirror: Debian's only when there is no node at all (a newer one, e.g.
-# NodeSource's, which bundles npm, is kept). The pinned packages run on Node 18 (Debian 12) and 20.
+# NodeSource's, which bundles npm, is kept). The pinned packages declare Node 18 (Debian 12's) and
+# later; they are tested on Node 20.
 if ! command -v node >/dev/null; then missing+=(nodejs npm); fi
 NEED_UPDATE=0
 enable_backports

@@ -211,6 +211,7 @@ export class CompletionController {
       const base = { completion_id: prev.id, choice_index: prev.choiceIndex, view_id: prev.viewId, elapsed };
       if (accepted) {
         if (!this.selected.has(prev.viewId)) this.event({ type: "select", ...base });
+        if (this.selected.size > 256) this.selected.clear(); // only the latest views matter
         this.selected.add(prev.viewId);
       } else if (!this.selected.has(prev.viewId)) {
         this.event({ type: "dismiss", ...base });
