@@ -131,6 +131,7 @@ int serve(const ServerOptions& opts) {
   register_llama_routes(svr, st);
   register_openai_routes(svr, st);
   register_tabby_routes(svr, st);
+  register_playground_routes(svr, st);
 
   const int port = opts.port == 0 ? svr.bind_to_any_port(opts.host) : (svr.bind_to_port(opts.host, opts.port) ? opts.port : -1);
   if (port < 0) {
