@@ -41,10 +41,12 @@ const SizeLabel kQwen3Sizes[] = {{28, 1024, "0.6B"}, {28, 2048, "1.7B"}, {36, 25
                                  {36, 4096, "8B"},   {40, 5120, "14B"},  {64, 5120, "32B"}};
 const SizeLabel kQwen2Sizes[] = {{24, 896, "0.5B"}, {28, 1536, "1.5B"}, {36, 2048, "3B"}, {28, 3584, "7B"},
                                  {48, 5120, "14B"}, {64, 5120, "32B"},  {80, 8192, "72B"}};
-// llama: Llama 3.x and SmolLM2 sizes (llama.cpp names 30-layer files "256M" after SmolDocling; the
-// SmolLM2 sizes are told apart here by hidden size).
-const SizeLabel kLlamaSizes[] = {{30, 576, "135M"}, {32, 960, "360M"}, {24, 2048, "1.7B"}, {16, 2048, "1B"},
-                                 {28, 3072, "3B"},  {32, 4096, "8B"},  {80, 8192, "70B"}, {126, 16384, "405B"}};
+// llama, by layer count as llama.cpp names them (30 layers: "256M" after SmolDocling, so SmolLM2-135M
+// shows as that; 32 layers: "3B" for a 49,152-token vocabulary (SmolLM2-360M), else 8B for Llama 3
+// (7B for Llama 2's 32,000 tokens, which needs a tokenizer Tessera lacks anyway)).
+const SizeLabel kLlamaSizes[] = {{16, 0, "1B"},  {22, 0, "1B"},   {26, 0, "3B"},  {28, 0, "3B"},
+                                 {30, 0, "256M"}, {32, 960, "3B"}, {32, 0, "8B"},  {36, 0, "8B"},
+                                 {40, 0, "13B"},  {48, 0, "34B"},  {60, 0, "30B"}, {80, 0, "70B"}};
 
 // The architectures Tessera runs: one row each.
 const Architecture kArchitectures[] = {
