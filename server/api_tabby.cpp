@@ -22,18 +22,18 @@ void add_snippets(const json* arr, const char* key, std::vector<FimSnippet>& out
 
 class TabbyFormat : public ResponseFormat {
  public:
-  TabbyFormat(FimStopRules rules, std::string suffix, std::string indent)
-      : rules_(std::move(rules)), suffix_(std::move(suffix)), indent_(std::move(indent)) {}
+  TabbyFormat(FimStopRules rules, std::string prefix, std::string suffix, std::string indent)
+      : rules_(std::move(rules)), prefix_(std::move(prefix)), suffix_(std::move(suffix)), indent_(std::move(indent)) {}
   std::string stream_text(std::string_view) override { return {}; }  // Tabby does not stream
   std::string stream_end(const engine::GenerateResult&) override { return {}; }
   json body(const engine::GenerateResult& r) override {
     return json{{"id", random_id("cmpl-")},
-                {"choices", json::array({json{{"index", 0}, {"text", finish_completion(fim_drop_indent(r.text, indent_), rules_, suffix_)}}})}};
+                {"choices", json::array({json{{"index", 0}, {"text", finish_completion(fim_drop_repeated_line(fim_drop_indent(r.text, indent_), prefix_), rules_, suffix_)}}})}};
   }
 
  private:
   FimStopRules rules_;
-  std::string suffix_, indent_;
+  std::string prefix_, suffix_, indent_;
 };
 
 json health(const ServerState& st) {
@@ -83,7 +83,7 @@ void handle_tabby_completion(const httplib::Request& req, httplib::Response& res
   for (const std::string& w : rules.stop_words) job.params.stop.push_back(w);
   for (std::string& s : fim_stop_strings(eng.tokenizer())) job.params.stop.push_back(std::move(s));
   job.deadline = job_deadline(st);
-  respond_generation(req, res, st, std::move(job), std::make_unique<TabbyFormat>(std::move(rules), fr.suffix, std::move(indent)), false);
+  respond_generation(req, res, st, std::move(job), std::make_unique<TabbyFormat>(std::move(rules), fr.prefix, fr.suffix, std::move(indent)), false);
 }
 
 void register_tabby_routes(httplib::Server& svr, ServerState& st) {

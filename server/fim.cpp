@@ -383,4 +383,12 @@ std::string_view fim_drop_indent(std::string_view completion, std::string_view i
   return completion.substr(n);
 }
 
+std::string_view fim_drop_repeated_line(std::string_view completion, std::string_view prefix) {
+  const size_t nl = prefix.find_last_of('\n');
+  const std::string_view line = prefix.substr(nl == std::string_view::npos ? 0 : nl + 1);
+  if (line.size() < 2 || line.find_first_not_of(" \t") == std::string_view::npos) return completion;
+  if (completion.size() > line.size() && completion.substr(0, line.size()) == line) return completion.substr(line.size());
+  return completion;
+}
+
 }  // namespace tessera::server

@@ -147,6 +147,11 @@ std::string finish_completion(std::string_view generated, const FimStopRules& ru
 std::string fim_trailing_indent(std::string_view prefix);
 // The completion less the leading part of `indent` it repeats (the editor already has it).
 std::string_view fim_drop_indent(std::string_view completion, std::string_view indent);
+// The completion less a repeat of the cursor's line: models asked to continue "    ret" often
+// write the whole line again ("    return x"); the editor has "    ret", so "urn x" is what is new.
+// Only a repeat of the whole line text before the cursor (at least 2 characters, not only
+// whitespace) is dropped.
+std::string_view fim_drop_repeated_line(std::string_view completion, std::string_view prefix);
 
 // The repository name in a git URL or path: "https://github.com/o/name.git" -> "name",
 // "git@host:o/name" -> "name"; a bare name is returned as is.

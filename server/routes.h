@@ -93,5 +93,7 @@ void register_openai_routes(httplib::Server& svr, ServerState& st);  // incl. Ta
 // Tabby: POST /v1/completions with `segments` (called by the OpenAI handler), /v1/health, /v1/events.
 void handle_tabby_completion(const httplib::Request& req, httplib::Response& res, ServerState& st, const json& body);
 void register_tabby_routes(httplib::Server& svr, ServerState& st);
+// GET /playground: the CodeMirror playground, its files embedded at build time (server/playground.cpp).
+void register_playground_routes(httplib::Server& svr, ServerState& st);
 
 }  // namespace tessera::server

@@ -81,7 +81,10 @@ int serve(const ServerOptions& opts) {
       res.status = 204;
       return httplib::Server::HandlerResponse::Handled;
     }
-    if (!opts.api_key.empty() && req.path != "/health") {
+    // /health (load balancers) and the playground page (a browser cannot send the key when it
+    // loads a page; its requests to the API carry it) need no key.
+    const bool exempt = req.path == "/health" || req.path == "/playground" || req.path.rfind("/playground/", 0) == 0;
+    if (!opts.api_key.empty() && !exempt) {
       const std::string auth = req.get_header_value("Authorization");
       const std::string_view bearer = "Bearer ";
       if (auth.rfind(bearer, 0) != 0 || !same_secret(std::string_view(auth).substr(bearer.size()), opts.api_key)) {
@@ -128,6 +131,7 @@ int serve(const ServerOptions& opts) {
   register_llama_routes(svr, st);
   register_openai_routes(svr, st);
   register_tabby_routes(svr, st);
+  register_playground_routes(svr, st);
 
   const int port = opts.port == 0 ? svr.bind_to_any_port(opts.host) : (svr.bind_to_port(opts.host, opts.port) ? opts.port : -1);
   if (port < 0) {

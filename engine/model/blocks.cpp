@@ -67,7 +67,7 @@ void attention_block(const Model& m, int layer, const Batch& b, KvStore& kv, Wor
     s.rmsnorm(*ws.q, *ws.q, L.q_norm, n * c.n_head);
     s.rmsnorm(*ws.k, *ws.k, L.k_norm, n * c.n_head_kv);
   }
-  s.rope(*ws.q, c.n_head);  // NEOX pairs (i, i + head_dim/2) at each token's position
+  s.rope(*ws.q, c.n_head);  // NEOX pairs (i, i + head_dim/2), llama NORM pairs (2i, 2i+1), at each token's position
   s.rope(*ws.k, c.n_head_kv);
   s.kv_store(kv, layer, *ws.k, *ws.v);
   ws.prof.mark(Stage::RopeKV);

@@ -1,6 +1,6 @@
 // The forward pass of a batch of tokens (from one or more sequences) against the backend interface:
 // the scratch it runs in (allocated once per context on the backend) and the forward of each
-// architecture family (forward_moe.cpp: qwen3moe; forward_dense.cpp: qwen3, qwen2).
+// architecture family (forward_moe.cpp: qwen3moe; forward_dense.cpp: qwen3, qwen2, llama).
 #pragma once
 #include <chrono>
 #include <cstdint>

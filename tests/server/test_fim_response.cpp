@@ -265,5 +265,14 @@ TEST(FimIndent, DropsOnlyTheRepeatedPart) {
   EXPECT_EQ(fim_drop_indent("", "    "), "");
 }
 
+TEST(FimIndent, DropsARepeatOfTheCursorLine) {
+  EXPECT_EQ(fim_drop_repeated_line("    return len(x)", "def f(x):\n    ret"), "urn len(x)");
+  EXPECT_EQ(fim_drop_repeated_line("urn len(x)", "def f(x):\n    ret"), "urn len(x)");  // no repeat
+  EXPECT_EQ(fim_drop_repeated_line("    ret", "def f(x):\n    ret"), "    ret");  // nothing new: kept
+  EXPECT_EQ(fim_drop_repeated_line("xx = 1", "x"), "xx = 1");             // one character is no line
+  EXPECT_EQ(fim_drop_repeated_line("    return 1", "def f():\n    "), "    return 1");  // blank line: indent rule
+  EXPECT_EQ(fim_drop_repeated_line("import os", "import"), " os");
+}
+
 }  // namespace
 }  // namespace tessera::server
