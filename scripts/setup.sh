@@ -12,7 +12,8 @@ APT_PACKAGES=(
   python3 python3-venv python3-pip
   chromium                                    # headless browser of the playground's end-to-end test (never downloaded by npm)
 )
-PIP_PACKAGES=(numpy gguf jinja2)
+# openai: the official client drives the server in the server tests (tests/server/multi_model_test.py).
+PIP_PACKAGES=(numpy gguf jinja2 openai==3.57.0)
 
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
@@ -55,7 +56,7 @@ fi
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
-if ! .venv/bin/python -c "import numpy, gguf, jinja2" 2>/dev/null; then
+if ! .venv/bin/python -c "import numpy, gguf, jinja2, openai" 2>/dev/null; then
   .venv/bin/pip install -q --disable-pip-version-check "${PIP_PACKAGES[@]}"
 fi
 
