@@ -15,7 +15,7 @@ namespace tessera::server {
 struct ModelSpec {
   std::string name;            // the id clients send as `model`
   std::string path;            // GGUF file
-  std::string backend = "cpu";
+  std::string backend;         // "cpu", "ref" ("": the server's --backend)
   int ctx = 0;                 // tokens one request may hold (0: the server's --ctx-size)
   uint64_t kv_mem = 0;         // KV cache bytes (0: kv_tokens, else ctx x parallel tokens)
   int kv_tokens = 0;           // KV cache tokens (0: from kv_mem, else ctx x parallel)

@@ -63,9 +63,11 @@ std::vector<ModelSpec> model_specs(const ServerOptions& opts) {
     specs.push_back(std::move(m));
   }
   finish_specs(specs, opts.ctx_size, opts.parallel, opts.kv_tokens);
-  for (const ModelSpec& m : specs)
+  for (ModelSpec& m : specs) {
+    if (m.backend.empty()) m.backend = opts.load.backend;
     if (m.backend != "cpu" && m.backend != "ref")
       throw_error("model '{}': backend '{}' is not available in this build (available: cpu, ref)", m.name, m.backend);
+  }
   return specs;
 }
 
