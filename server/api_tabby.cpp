@@ -28,10 +28,15 @@ class TabbyFormat : public ResponseFormat {
   std::string stream_end(const engine::GenerateResult&) override { return {}; }
   json body(const engine::GenerateResult& r) override {
     return json{{"id", random_id("cmpl-")},
-                {"choices", json::array({json{{"index", 0}, {"text", finish_completion(fim_drop_repeated_line(fim_drop_indent(r.text, indent_), prefix_), rules_, suffix_)}}})}};
+                {"choices", json::array({json{{"index", 0}, {"text", text(r)}}})}};
   }
 
  private:
+  std::string text(const engine::GenerateResult& r) const {
+    std::string_view t = fim_drop_repeated_line(fim_drop_indent(r.text, indent_), prefix_);
+    if (r.finish == engine::FinishReason::Length) t = fim_drop_unfinished_line(t);
+    return finish_completion(t, rules_, suffix_);
+  }
   FimStopRules rules_;
   std::string prefix_, suffix_, indent_;
 };

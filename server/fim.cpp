@@ -391,4 +391,13 @@ std::string_view fim_drop_repeated_line(std::string_view completion, std::string
   return completion;
 }
 
+std::string_view fim_drop_unfinished_line(std::string_view completion) {
+  const size_t nl = completion.find_last_of('\n');
+  if (nl == std::string_view::npos) return completion;
+  std::string_view kept = completion.substr(0, nl);
+  while (!kept.empty() && (kept.back() == '\n' || kept.back() == ' ' || kept.back() == '\t' || kept.back() == '\r'))
+    kept.remove_suffix(1);
+  return kept;
+}
+
 }  // namespace tessera::server

@@ -153,6 +153,10 @@ std::string_view fim_drop_indent(std::string_view completion, std::string_view i
 // whitespace) is dropped.
 std::string_view fim_drop_repeated_line(std::string_view completion, std::string_view prefix);
 
+// A multi-line completion cut by the token limit ends in an unfinished line ("for _ in range(3, n"):
+// the editor would get broken code, so it keeps only the complete lines (a one-line one is kept).
+std::string_view fim_drop_unfinished_line(std::string_view completion);
+
 // The repository name in a git URL or path: "https://github.com/o/name.git" -> "name",
 // "git@host:o/name" -> "name"; a bare name is returned as is.
 std::string repo_name_from_git_url(std::string_view url);

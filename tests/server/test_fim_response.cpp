@@ -274,5 +274,12 @@ TEST(FimIndent, DropsARepeatOfTheCursorLine) {
   EXPECT_EQ(fim_drop_repeated_line("import os", "import"), " os");
 }
 
+TEST(FimIndent, ACutCompletionKeepsItsCompleteLines) {
+  EXPECT_EQ(fim_drop_unfinished_line("a = 1\n    for _ in range(3, n"), "a = 1");
+  EXPECT_EQ(fim_drop_unfinished_line("a = 1\n\n    for x"), "a = 1");
+  EXPECT_EQ(fim_drop_unfinished_line("return a + b"), "return a + b");  // one line: all of it
+  EXPECT_EQ(fim_drop_unfinished_line(""), "");
+}
+
 }  // namespace
 }  // namespace tessera::server
