@@ -17,7 +17,8 @@ APT_PACKAGES=(
 # with -p DIR -c CONF; the system service is never needed). bookworm has nginx-light; fall back to nginx.
 NGINX_PACKAGE=nginx-light
 if ! apt-cache show nginx-light >/dev/null 2>&1; then NGINX_PACKAGE=nginx; fi
-# openai: the official client drives the server in tests/server/py/test_openai_client.py.
+# openai: the official client drives the server in tests/server/py/test_openai_client.py and
+# tests/server/multi_model_test.py.
 PIP_PACKAGES=(numpy gguf jinja2 openai==3.57.0)
 
 SUDO=""

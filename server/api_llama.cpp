@@ -62,8 +62,9 @@ class LlamaFormat : public ResponseFormat {
 };
 
 void completion(const httplib::Request& req, httplib::Response& res, ServerState& st) {
-  EngineService& eng = st.ready();
   const json body = parse_body(req.body);
+  ModelSlot& model = st.route(body, false);
+  EngineService& eng = model.ready();
   const Fields f(body);
   auto it = body.find("prompt");
   if (it == body.end() || it->is_null()) throw ApiError(400, "'prompt' is required");
@@ -74,13 +75,14 @@ void completion(const httplib::Request& req, httplib::Response& res, ServerState
   read_sampling(f, job.params);
   job.deadline = job_deadline(st);
   job.t_max_predict_ms = static_cast<int>(f.get_int("t_max_predict_ms", 0, 0, 1 << 30));
-  respond_generation(req, res, st, std::move(job), std::make_unique<LlamaFormat>(st.model_id), f.get_bool("stream", false));
+  respond_generation(req, res, st, model, std::move(job), std::make_unique<LlamaFormat>(model.id()), f.get_bool("stream", false));
 }
 
 void infill(const httplib::Request& req, httplib::Response& res, ServerState& st) {
-  EngineService& eng = st.ready();
-  const FimPromptBuilder& fim = st.fim_builder();
   const json body = parse_body(req.body);
+  ModelSlot& model = st.route(body, false);
+  EngineService& eng = model.ready();
+  const FimPromptBuilder& fim = model.fim_builder();
   const Fields f(body);
   FimRequest fr;
   fr.prefix = f.get_string("input_prefix");
@@ -93,7 +95,7 @@ void infill(const httplib::Request& req, httplib::Response& res, ServerState& st
     }
   }
   JobSpec job;
-  job.params.max_tokens = read_max_tokens(f, {"n_predict", "max_tokens"}, -1);
+  job.params.max_tokens = model.cap_max_tokens(read_max_tokens(f, {"n_predict", "max_tokens"}, -1));
   read_sampling(f, job.params);
   const int reserve = job.params.max_tokens > 0 ? job.params.max_tokens : 0;
   fr.budget = std::max(3, std::min(st.opts.fim_max_prompt, eng.n_ctx() - 1 - reserve));
@@ -109,12 +111,12 @@ void infill(const httplib::Request& req, httplib::Response& res, ServerState& st
   for (std::string& s : fim_stop_strings(eng.tokenizer())) job.params.stop.push_back(std::move(s));
   job.deadline = job_deadline(st);
   job.t_max_predict_ms = static_cast<int>(f.get_int("t_max_predict_ms", 0, 0, 1 << 30));
-  respond_generation(req, res, st, std::move(job), std::make_unique<LlamaFormat>(st.model_id), f.get_bool("stream", false));
+  respond_generation(req, res, st, model, std::move(job), std::make_unique<LlamaFormat>(model.id()), f.get_bool("stream", false));
 }
 
 void tokenize(const httplib::Request& req, httplib::Response& res, ServerState& st) {
-  const tok::Tokenizer& tok = st.ready().tokenizer();
   const json body = parse_body(req.body);
+  const tok::Tokenizer& tok = st.route(body, false).ready().tokenizer();
   const Fields f(body);
   const std::string content = f.get_string("content");
   const bool parse_special = f.get_bool("parse_special", true);
@@ -143,24 +145,25 @@ void tokenize(const httplib::Request& req, httplib::Response& res, ServerState& 
 }
 
 void detokenize(const httplib::Request& req, httplib::Response& res, ServerState& st) {
-  const tok::Tokenizer& tok = st.ready().tokenizer();
   const json body = parse_body(req.body);
+  const EngineService& eng = st.route(body, false).ready();
+  const tok::Tokenizer& tok = eng.tokenizer();
   const Fields f(body);
   const json* arr = f.get_array("tokens");
   std::vector<int32_t> ids;
-  if (arr) ids = prompt_tokens(st.ready(), *arr);
+  if (arr) ids = prompt_tokens(eng, *arr);
   std::string text;
   tok::append_valid_utf8(text, tok.decode(ids), true);
   send_json(res, json{{"content", text}});
 }
 
-json generation_settings(const ServerState& st, const EngineService& eng) {
+json generation_settings(const ModelSlot& model, const EngineService& eng) {
   const engine::SamplerParams d;
   return json{{"n_ctx", eng.n_ctx()},
               {"params", json{{"n_predict", -1}, {"temperature", d.temperature}, {"top_k", d.top_k},
                               {"top_p", d.top_p}, {"min_p", d.min_p}, {"repeat_penalty", d.repeat_penalty},
                               {"repeat_last_n", d.penalty_last_n}}},
-              {"model", st.model_id}};
+              {"model", model.id()}};
 }
 
 }  // namespace
@@ -179,20 +182,32 @@ void register_llama_routes(httplib::Server& svr, ServerState& st) {
   post(svr, st, "/tokenize", [&st](const httplib::Request& q, httplib::Response& r) { tokenize(q, r, st); });
   post(svr, st, "/detokenize", [&st](const httplib::Request& q, httplib::Response& r) { detokenize(q, r, st); });
   svr.Get("/health", guarded([&st](const httplib::Request&, httplib::Response& r) {
-    st.ready();
+    for (const auto& m : st.models) m->ready();  // 503 until every model is loaded
     send_json(r, json{{"status", "ok"}});
   }));
-  svr.Get("/props", guarded([&st](const httplib::Request&, httplib::Response& r) {
-    EngineService& eng = st.ready();
-    send_json(r, json{{"default_generation_settings", generation_settings(st, eng)},
+  // The default model's settings (or ?model=NAME's), every model, and the memory plan.
+  svr.Get("/props", guarded([&st](const httplib::Request& q, httplib::Response& r) {
+    const ModelSlot& model = st.route(json{{"model", q.get_param_value("model")}}, false);
+    EngineService& eng = model.ready();
+    json models = json::array();
+    for (const auto& m : st.models) {
+      const EngineService* e = m->engine.load();
+      models.push_back(json{{"id", m->id()}, {"model_path", m->spec.path}, {"loaded", e != nullptr},
+                            {"n_ctx", m->spec.ctx}, {"total_slots", m->spec.parallel},
+                            {"max_tokens", m->spec.max_tokens > 0 ? json(m->spec.max_tokens) : json(nullptr)}});
+    }
+    send_json(r, json{{"default_generation_settings", generation_settings(model, eng)},
                       {"total_slots", eng.n_parallel()},
-                      {"model_path", st.opts.model_path},
-                      {"model_alias", st.model_id},
+                      {"model_path", model.spec.path},
+                      {"model_alias", model.id()},
                       {"chat_template", eng.tokenizer().chat_template()},
+                      {"models", models},
+                      {"default_model", st.default_model().id()},
+                      {"memory_plan", st.plan.to_json()},
                       {"build_info", "tessera"}});
   }));
-  svr.Get("/slots", guarded([&st](const httplib::Request&, httplib::Response& r) {
-    EngineService& eng = st.ready();
+  svr.Get("/slots", guarded([&st](const httplib::Request& q, httplib::Response& r) {
+    EngineService& eng = st.route(json{{"model", q.get_param_value("model")}}, false).ready();
     const EngineSnapshot s = eng.snapshot();
     json slots = json::array();
     for (int i = 0; i < eng.n_parallel(); ++i)
@@ -200,8 +215,7 @@ void register_llama_routes(httplib::Server& svr, ServerState& st) {
     send_json(r, slots);
   }));
   svr.Get("/metrics", guarded([&st](const httplib::Request&, httplib::Response& r) {
-    EngineService* eng = st.engine.load();
-    r.set_content(st.metrics.render(eng ? eng->snapshot() : EngineSnapshot{}), "text/plain; version=0.0.4");
+    r.set_content(st.render_metrics(), "text/plain; version=0.0.4");
   }));
 }
 

@@ -76,17 +76,18 @@ class CompletionFormat : public ResponseFormat {
 void completions(const httplib::Request& req, httplib::Response& res, ServerState& st) {
   const json body = parse_body(req.body);
   if (body.contains("segments")) return handle_tabby_completion(req, res, st, body);
-  EngineService& eng = st.ready();
+  ModelSlot& model = st.route(body);
+  EngineService& eng = model.ready();
   const Fields f(body);
   check_n(f);
   auto it = body.find("prompt");
   if (it == body.end() || it->is_null()) throw ApiError(400, "'prompt' is required");
   JobSpec job;
-  job.params.max_tokens = read_max_tokens(f, {"max_tokens"}, 16);
+  job.params.max_tokens = model.cap_max_tokens(read_max_tokens(f, {"max_tokens"}, 16));
   read_sampling(f, job.params);
   std::string echo;
   if (f.has("suffix")) {  // fill in the middle: prompt is the prefix
-    const FimPromptBuilder& fim = st.fim_builder();
+    const FimPromptBuilder& fim = model.fim_builder();
     if (!it->is_string()) throw ApiError(400, "'prompt' must be a string when 'suffix' is given");
     FimRequest fr;
     fr.prefix = it->get<std::string>();
@@ -103,8 +104,8 @@ void completions(const httplib::Request& req, httplib::Response& res, ServerStat
   job.deadline = job_deadline(st);
   bool include_usage = false;
   if (const json* so = f.get_object("stream_options")) include_usage = Fields(*so).get_bool("include_usage", false);
-  respond_generation(req, res, st, std::move(job),
-                     std::make_unique<CompletionFormat>(st.model_id, std::move(echo), include_usage),
+  respond_generation(req, res, st, model, std::move(job),
+                     std::make_unique<CompletionFormat>(model.id(), std::move(echo), include_usage),
                      f.get_bool("stream", false));
 }
 
@@ -264,8 +265,9 @@ class ChatFormat : public ResponseFormat {
 };
 
 void chat_completions(const httplib::Request& req, httplib::Response& res, ServerState& st) {
-  EngineService& eng = st.ready();
   const json body = parse_body(req.body);
+  ModelSlot& model = st.route(body);
+  EngineService& eng = model.ready();
   const Fields f(body);
   check_n(f);
   const json* messages = f.get_array("messages");
@@ -275,7 +277,7 @@ void chat_completions(const httplib::Request& req, httplib::Response& res, Serve
   const json& tool_choice = body.contains("tool_choice") ? body["tool_choice"] : none;
   std::string prompt;
   try {
-    prompt = st.chat->render(*messages, tools ? *tools : none, tool_choice);
+    prompt = model.chat->render(*messages, tools ? *tools : none, tool_choice);
   } catch (const ChatError& e) {
     throw ApiError(400, e.what());
   }
@@ -288,18 +290,26 @@ void chat_completions(const httplib::Request& req, httplib::Response& res, Serve
   bool include_usage = false;
   if (const json* so = f.get_object("stream_options")) include_usage = Fields(*so).get_bool("include_usage", false);
   const bool use_tools = tools && !(tool_choice.is_string() && tool_choice == "none");
-  respond_generation(req, res, st, std::move(job),
-                     std::make_unique<ChatFormat>(st.model_id, use_tools ? *tools : none, include_usage),
+  respond_generation(req, res, st, model, std::move(job),
+                     std::make_unique<ChatFormat>(model.id(), use_tools ? *tools : none, include_usage),
                      f.get_bool("stream", false));
 }
 
 json model_list(const ServerState& st) {
-  json m{{"id", st.model_id}, {"object", "model"}, {"created", unix_now()}, {"owned_by", "tessera"}};
-  if (EngineService* eng = st.engine.load()) {
-    const auto& c = eng->model().config();
-    m["meta"] = json{{"n_ctx", eng->n_ctx()}, {"n_ctx_train", c.n_ctx_train}, {"n_vocab", c.n_vocab}, {"arch", c.arch}};
+  json data = json::array();
+  for (const auto& slot : st.models) {
+    json m{{"id", slot->id()}, {"object", "model"}, {"created", unix_now()}, {"owned_by", "tessera"}};
+    if (EngineService* eng = slot->engine.load()) {
+      const auto& c = eng->model().config();
+      m["meta"] = json{{"n_ctx", eng->n_ctx()}, {"n_ctx_train", c.n_ctx_train}, {"n_vocab", c.n_vocab}, {"arch", c.arch},
+                       {"parallel", eng->n_parallel()}};
+    }
+    if (slot->spec.max_tokens > 0) m["max_tokens"] = slot->spec.max_tokens;
+    m["loaded"] = slot->engine.load() != nullptr;
+    m["default"] = slot.get() == &st.default_model();
+    data.push_back(std::move(m));
   }
-  return json{{"object", "list"}, {"data", json::array({m})}};
+  return json{{"object", "list"}, {"data", data}};
 }
 
 }  // namespace

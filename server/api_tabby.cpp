@@ -42,9 +42,10 @@ class TabbyFormat : public ResponseFormat {
 };
 
 json health(const ServerState& st) {
-  const EngineService& eng = st.ready();
-  return json{{"model", st.model_id},
-              {"chat_model", st.chat && st.chat->has_template() ? json(st.model_id) : json(nullptr)},
+  const ModelSlot& model = st.default_model();
+  const EngineService& eng = model.ready();
+  return json{{"model", model.id()},
+              {"chat_model", model.chat && model.chat->has_template() ? json(model.id()) : json(nullptr)},
               {"device", "cpu"},
               {"arch", eng.model().config().arch},
               {"cpu_info", "x86_64"},
@@ -56,8 +57,9 @@ json health(const ServerState& st) {
 }  // namespace
 
 void handle_tabby_completion(const httplib::Request& req, httplib::Response& res, ServerState& st, const json& body) {
-  EngineService& eng = st.ready();
-  const FimPromptBuilder& fim = st.fim_builder();
+  ModelSlot& model = st.route(body, false);  // Tabby sends its own model names: unknown ones get the default
+  EngineService& eng = model.ready();
+  const FimPromptBuilder& fim = model.fim_builder();
   const Fields f(body);
   const json* segs = f.get_object("segments");
   if (!segs) throw ApiError(400, "'segments' must be an object");
@@ -78,7 +80,7 @@ void handle_tabby_completion(const httplib::Request& req, httplib::Response& res
   if (!clipboard.empty()) fr.extra.push_back({"", clipboard});
 
   JobSpec job;
-  job.params.max_tokens = static_cast<int>(f.get_int("max_tokens", 64, 1, 1 << 20));
+  job.params.max_tokens = model.cap_max_tokens(static_cast<int>(f.get_int("max_tokens", 64, 1, 1 << 20)));
   job.params.sampler.temperature = 0.1f;
   read_sampling(f, job.params);
   fr.budget = std::max(3, std::min(st.opts.fim_max_prompt, eng.n_ctx() - 1 - job.params.max_tokens));
@@ -88,7 +90,7 @@ void handle_tabby_completion(const httplib::Request& req, httplib::Response& res
   for (const std::string& w : rules.stop_words) job.params.stop.push_back(w);
   for (std::string& s : fim_stop_strings(eng.tokenizer())) job.params.stop.push_back(std::move(s));
   job.deadline = job_deadline(st);
-  respond_generation(req, res, st, std::move(job), std::make_unique<TabbyFormat>(std::move(rules), fr.prefix, fr.suffix, std::move(indent)), false);
+  respond_generation(req, res, st, model, std::move(job), std::make_unique<TabbyFormat>(std::move(rules), fr.prefix, fr.suffix, std::move(indent)), false);
 }
 
 void register_tabby_routes(httplib::Server& svr, ServerState& st) {

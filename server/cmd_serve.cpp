@@ -1,6 +1,7 @@
 // tessera serve: reads the flags into ServerOptions and runs the HTTP server (server/server.h).
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <sstream>
 
 #include "core/error.h"
@@ -14,13 +15,24 @@ namespace {
 
 constexpr const char* kUsage =
     "usage: tessera serve -m MODEL [options]\n"
+    "       tessera serve --model NAME=PATH[,key=value...] [--model NAME=PATH...] [options]\n"
+    "       tessera serve --config FILE [options]\n"
     "\n"
     "  -m, --model FILE       GGUF model (default: $TESSERA_MODEL)\n"
+    "  --model NAME=PATH[,backend=cpu|ref][,ctx=N][,kv-mem=SIZE][,kv-tokens=N][,parallel=N][,max-tokens=N]\n"
+    "                         one of several models (repeatable), routed by the request's `model`;\n"
+    "                         kv-mem: KV cache budget (512M, 2G); max-tokens: cap on every request's output\n"
+    "  --config FILE          models from JSON: {\"models\": [{\"name\", \"path\", \"backend\", \"ctx\",\n"
+    "                         \"kv_mem\", \"parallel\", \"max_tokens\"}], \"default\": NAME}\n"
+    "  --default NAME         model of the Tabby and llama.cpp endpoints and of requests without\n"
+    "                         `model` (default: the config's \"default\", else the first)\n"
+    "  --mem-limit SIZE       memory budget of the plan (default: MemAvailable of /proc/meminfo);\n"
+    "                         a plan over it is refused at start-up\n"
     "  --host ADDR            address to bind (default 127.0.0.1; 0.0.0.0: every interface)\n"
     "  --port N               (default 8083; 0: any free port, printed when listening)\n"
-    "  -np, --parallel N      sequences decoded together (default 4)\n"
-    "  -c, --ctx-size N       tokens one request may hold, prompt + generated (default 4096)\n"
-    "  --kv-tokens N          KV cache tokens shared by all sequences (default ctx-size x parallel)\n"
+    "  -np, --parallel N      sequences decoded together (default 4; per model unless it sets its own)\n"
+    "  -c, --ctx-size N       tokens one request may hold, prompt + generated (default 4096; per model)\n"
+    "  --kv-tokens N          KV cache tokens shared by a model's sequences (default ctx-size x parallel)\n"
     "  -t, --threads N        compute threads (default 2)\n"
     "  -b, --batch-size N     tokens per forward pass, decode + prefill (default 512)\n"
     "  --api-key KEY          require 'Authorization: Bearer KEY' (default $TESSERA_API_KEY; /health\n"
@@ -53,9 +65,31 @@ int cmd_serve(int argc, char** argv) {
     return 0;
   }
   server::ServerOptions o;
+  // -m FILE: one model. NAME=PATH,...: one of several (a value naming an existing file is a file).
+  const std::string config = args.get({"--config"}, "");
+  if (!config.empty()) {
+    server::ModelsConfig cfg = server::read_models_config(config);
+    o.models = std::move(cfg.models);
+    o.default_model = std::move(cfg.default_model);
+  }
+  for (const std::string& v : args.values({"-m", "--model"})) {
+    const size_t eq = v.find('=');
+    const bool spec = eq != std::string::npos && eq > 0 && v.find('/') > eq && !std::filesystem::exists(v);
+    if (spec) {
+      o.models.push_back(server::parse_model_flag(v));
+    } else {
+      if (!o.model_path.empty()) throw_error("serve: several model files: name them (--model NAME=PATH ...)");
+      o.model_path = v;
+    }
+  }
+  if (!o.model_path.empty() && !o.models.empty())
+    throw_error("serve: -m {} together with named models: name it too (--model NAME={})", o.model_path, o.model_path);
   const char* env_model = std::getenv("TESSERA_MODEL");
-  o.model_path = args.get({"-m", "--model"}, env_model ? env_model : "");
-  if (o.model_path.empty()) throw_error("serve: no model (-m FILE or TESSERA_MODEL)\n{}", kUsage);
+  if (o.models.empty() && o.model_path.empty() && env_model) o.model_path = env_model;
+  if (o.model_path.empty() && o.models.empty())
+    throw_error("serve: no model (-m FILE, --model NAME=PATH, --config FILE or TESSERA_MODEL)\n{}", kUsage);
+  o.default_model = args.get({"--default"}, o.default_model);
+  if (auto lim = args.value({"--mem-limit"})) o.mem_limit = server::parse_size(*lim);
   o.host = args.get({"--host"}, o.host);
   o.port = static_cast<int>(args.get_int({"--port"}, o.port, 0, 65535));
   o.parallel = static_cast<int>(args.get_int({"-np", "--parallel"}, o.parallel, 1, 256));

@@ -8,16 +8,54 @@
 
 namespace tessera::server {
 
-EngineService& ServerState::ready() const {
+EngineService& ModelSlot::ready() const {
   EngineService* e = engine.load();
-  if (!e) throw ApiError(503, "Loading model", "unavailable_error");
+  if (!e) throw ApiError(503, fmt::format("Loading model {}", spec.name), "unavailable_error");
   return *e;
 }
 
-const FimPromptBuilder& ServerState::fim_builder() const {
+const FimPromptBuilder& ModelSlot::fim_builder() const {
   ready();
-  if (!fim) throw ApiError(400, "this model has no fill-in-the-middle tokens (<|fim_prefix|>, <|fim_suffix|>, <|fim_middle|>)");
+  if (!fim)
+    throw ApiError(400, fmt::format("model {} has no fill-in-the-middle tokens (<|fim_prefix|>, <|fim_suffix|>, <|fim_middle|>)",
+                                    spec.name));
   return *fim;
+}
+
+int ModelSlot::cap_max_tokens(int requested) const {
+  if (spec.max_tokens <= 0) return requested;
+  return requested < 0 || requested > spec.max_tokens ? spec.max_tokens : requested;
+}
+
+std::string ServerState::model_names() const {
+  std::string s;
+  for (const auto& m : models) s += (s.empty() ? "" : ", ") + m->id();
+  return s;
+}
+
+ModelSlot& ServerState::route(const json& body, bool strict) const {
+  if (models.size() == 1) return *models[0];
+  auto it = body.find("model");
+  if (it == body.end() || it->is_null() || (it->is_string() && it->get_ref<const std::string&>().empty()))
+    return default_model();
+  if (it->is_string()) {
+    const std::string& name = it->get_ref<const std::string&>();
+    for (const auto& m : models)
+      if (m->id() == name) return *m;
+    if (!strict) return default_model();
+    throw ApiError(404, fmt::format("The model '{}' does not exist; this server has: {}", name, model_names()),
+                   "not_found_error");
+  }
+  throw ApiError(400, "'model' must be a string");
+}
+
+std::string ServerState::render_metrics() const {
+  std::vector<ModelMetricsView> views;
+  for (const auto& m : models) {
+    const EngineService* e = m->engine.load();
+    views.push_back(ModelMetricsView{m->id(), &m->metrics, e ? e->snapshot() : EngineSnapshot{}});
+  }
+  return server::render_metrics(metrics, views);
 }
 
 RequestLog& request_log() {
@@ -130,8 +168,8 @@ namespace {
 constexpr auto kPoll = std::chrono::milliseconds(20);
 
 // Counts the generation in the metrics and the request log.
-void account(ServerState& st, const engine::GenerateResult& r) {
-  Metrics& m = st.metrics;
+void account(ModelSlot& slot, const engine::GenerateResult& r) {
+  GenerationMetrics& m = slot.metrics;
   ++m.generations;
   if (r.finish == engine::FinishReason::Cancelled) ++m.cancelled;
   m.prompt_tokens += static_cast<uint64_t>(r.n_prompt);
@@ -155,14 +193,16 @@ void account(ServerState& st, const engine::GenerateResult& r) {
 
 }  // namespace
 
-void respond_generation(const httplib::Request& req, httplib::Response& res, ServerState& st, JobSpec spec,
-                        std::unique_ptr<ResponseFormat> format, bool stream) {
-  EngineService& eng = st.ready();
+void respond_generation(const httplib::Request& req, httplib::Response& res, ServerState&, ModelSlot& slot,
+                        JobSpec spec, std::unique_ptr<ResponseFormat> format, bool stream) {
+  EngineService& eng = slot.ready();
+  request_log().model = slot.id();
+  spec.params.max_tokens = slot.cap_max_tokens(spec.params.max_tokens);
   std::shared_ptr<Job> job;
   try {
     job = eng.submit(std::move(spec));
   } catch (const Overloaded& e) {
-    ++st.metrics.rejected;
+    ++slot.metrics.rejected;
     res.set_header("Retry-After", "1");
     throw ApiError(503, e.what(), "unavailable_error");
   }
@@ -175,7 +215,7 @@ void respond_generation(const httplib::Request& req, httplib::Response& res, Ser
       if (job->wait(u, kPoll) && u.done) break;
       if (!job->cancelled() && watch->closed()) job->cancel();  // nobody to answer: free the sequence
     }
-    account(st, u.result);
+    account(slot, u.result);
     if (u.result.finish == engine::FinishReason::Error) throw_job_error(u.result);
     send_json(res, format->body(u.result));
     return;
@@ -184,7 +224,7 @@ void respond_generation(const httplib::Request& req, httplib::Response& res, Ser
   // Streaming: headers go out now; each call of the provider sends what the engine produced since.
   std::shared_ptr<ResponseFormat> fmt_shared(std::move(format));
   auto finished = std::make_shared<bool>(false);
-  ServerState* stp = &st;
+  ModelSlot* stp = &slot;
   res.set_header("Cache-Control", "no-cache");
   res.set_header("X-Accel-Buffering", "no");  // nginx: pass events through unbuffered
   res.set_chunked_content_provider(
@@ -217,8 +257,10 @@ void respond_generation(const httplib::Request& req, httplib::Response& res, Ser
         if (u.done) sink.done();
         return true;
       },
-      [job, finished, stp](bool success) {
-        if (success && *finished) return;
+      [job, finished, stp](bool /*success*/) {
+        // Finished: already counted, whatever success says (a client that closes right after the
+        // last event makes the final chunk's write fail; that is not a cancel).
+        if (*finished) return;
         job->cancel();  // the client went away: free the sequence
         ++stp->metrics.generations;
         ++stp->metrics.cancelled;

@@ -1,10 +1,12 @@
-// Server metrics in the Prometheus text format (/metrics): request and token counters, prefix-cache
-// hits, what the engine holds now (sequences, queue, KV blocks) and latency histograms.
+// Server metrics in the Prometheus text format (/metrics): HTTP request counters for the whole
+// server, and per model (label model="NAME"): generation and token counters, prefix-cache hits,
+// what its engine holds now (sequences, queue, KV blocks) and latency histograms.
 #pragma once
 #include <array>
 #include <atomic>
 #include <cstdint>
 #include <mutex>
+#include <span>
 #include <string>
 
 #include "server/engine_service.h"
@@ -16,7 +18,8 @@ class Histogram {
   static constexpr std::array<double, 12> kBounds = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
                                                      0.5,   1.0,  2.5,   5.0,  10.0, 30.0};  // seconds
   void observe(double seconds);
-  void render(std::string& out, const char* name, const char* help) const;
+  // The series of one label set (`labels` like `model="x"`); the HELP/TYPE lines are the caller's.
+  void render(std::string& out, const char* name, const std::string& labels) const;
 
  private:
   mutable std::mutex mu_;
@@ -25,9 +28,13 @@ class Histogram {
   double sum_ = 0;
 };
 
-struct Metrics {
+struct HttpMetrics {
   std::atomic<uint64_t> requests{0};        // every HTTP request answered
   std::atomic<uint64_t> errors{0};          // answered 4xx / 5xx
+};
+
+// One model's generations.
+struct GenerationMetrics {
   std::atomic<uint64_t> generations{0};     // requests that ran through the engine
   std::atomic<uint64_t> cancelled{0};       // of those, ended by a disconnect or a cancel
   std::atomic<uint64_t> rejected{0};        // turned away with 503 (queue full, shutting down)
@@ -36,8 +43,14 @@ struct Metrics {
   std::atomic<uint64_t> generated_tokens{0};
   Histogram ttft;      // submission to first token
   Histogram duration;  // submission to the end
-
-  std::string render(const EngineSnapshot& s) const;
 };
+
+struct ModelMetricsView {
+  std::string name;
+  const GenerationMetrics* metrics;
+  EngineSnapshot engine;  // zeros while the model loads
+};
+
+std::string render_metrics(const HttpMetrics& http, std::span<const ModelMetricsView> models);
 
 }  // namespace tessera::server

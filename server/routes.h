@@ -15,22 +15,46 @@
 #include "server/fim.h"
 #include "server/http_util.h"
 #include "server/metrics.h"
+#include "server/models.h"
 #include "server/server.h"
 
 namespace tessera::server {
 
+// One model the server runs: its spec (name = the id clients send as `model`), its engine, prompt
+// builders and generation metrics.
+struct ModelSlot {
+  explicit ModelSlot(ModelSpec s) : spec(std::move(s)) {}
+  ModelSpec spec;
+  std::atomic<EngineService*> engine{nullptr};  // null while the model loads
+  std::unique_ptr<EngineService> owned;         // what engine points at (serve() owns the lifetime)
+  std::unique_ptr<FimPromptBuilder> fim;        // null when the vocabulary has no FIM tokens
+  std::unique_ptr<ChatFormatter> chat;
+  GenerationMetrics metrics;
+
+  const std::string& id() const { return spec.name; }
+  EngineService& ready() const;  // ApiError 503 "Loading model" until loaded
+  const FimPromptBuilder& fim_builder() const;  // ApiError 400 when the model cannot do FIM
+  // A request's max tokens under the model's cap (-1, or more than the cap, becomes the cap).
+  int cap_max_tokens(int requested) const;
+};
+
 struct ServerState {
   explicit ServerState(const ServerOptions& o) : opts(o) {}
   const ServerOptions& opts;
-  std::string model_id;                 // alias or the file name
-  std::atomic<EngineService*> engine{nullptr};  // null while the model loads
-  std::unique_ptr<FimPromptBuilder> fim;        // null when the vocabulary has no FIM tokens
-  std::unique_ptr<ChatFormatter> chat;
-  Metrics metrics;
+  std::vector<std::unique_ptr<ModelSlot>> models;  // at least one
+  size_t default_index = 0;
+  MemoryPlan plan;
+  HttpMetrics metrics;
   std::atomic<uint64_t> next_request{1};
 
-  EngineService& ready() const;  // ApiError 503 "Loading model" until loaded
-  const FimPromptBuilder& fim_builder() const;  // ApiError 400 when the model cannot do FIM
+  ModelSlot& default_model() const { return *models[default_index]; }
+  // The model a request names in `model`. One model: always it (clients send arbitrary names).
+  // Several: the named one; absent, null or "": the default; an unknown name: ApiError 404
+  // not_found_error listing the names when strict (OpenAI endpoints), else the default (Tabby and
+  // llama.cpp endpoints).
+  ModelSlot& route(const json& body, bool strict = true) const;
+  std::string model_names() const;  // "a, b, c"
+  std::string render_metrics() const;
 };
 
 // How an endpoint shapes a generation into its response.
@@ -48,8 +72,9 @@ class ResponseFormat {
 // Submits the job and answers: a JSON body when !stream, else text/event-stream. A client that
 // disconnects cancels its job (its sequence is freed at the next step). Throws ApiError (503 when
 // the queue is full) before anything is sent.
-void respond_generation(const httplib::Request& req, httplib::Response& res, ServerState& st, JobSpec job,
-                        std::unique_ptr<ResponseFormat> format, bool stream);
+// The job's max_tokens is capped by the model's max-tokens first.
+void respond_generation(const httplib::Request& req, httplib::Response& res, ServerState& st, ModelSlot& model,
+                        JobSpec job, std::unique_ptr<ResponseFormat> format, bool stream);
 
 // A prompt field: a string (tokenized with special tokens parsed), or an array of token ids
 // (checked against the vocabulary), or an array holding one string. ApiError 400 otherwise.
@@ -85,6 +110,7 @@ struct RequestLog {
   Clock::time_point start = Clock::now();
   int prompt = -1, cached = 0, generated = 0;
   std::string finish;
+  std::string model;  // the model that ran it
 };
 RequestLog& request_log();  // this thread's current request
 

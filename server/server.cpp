@@ -49,14 +49,84 @@ struct SignalWatch {  // SIGTERM / SIGINT, taken by sigwait on one thread (block
 
 }  // namespace
 
+namespace {
+
+// The models to serve with every field filled, and the memory plan against the budget. Throws
+// tessera::Error for a spec or file that cannot be planned.
+std::vector<ModelSpec> model_specs(const ServerOptions& opts) {
+  std::vector<ModelSpec> specs = opts.models;
+  if (specs.empty()) {
+    ModelSpec m;
+    m.name = opts.alias.empty() ? std::filesystem::path(opts.model_path).filename().string() : opts.alias;
+    m.path = opts.model_path;
+    m.backend = opts.load.backend;
+    specs.push_back(std::move(m));
+  }
+  finish_specs(specs, opts.ctx_size, opts.parallel, opts.kv_tokens);
+  for (ModelSpec& m : specs) {
+    if (m.backend.empty()) m.backend = opts.load.backend;
+    if (m.backend != "cpu" && m.backend != "ref")
+      throw_error("model '{}': backend '{}' is not available in this build (available: cpu, ref)", m.name, m.backend);
+  }
+  return specs;
+}
+
+MemoryPlan memory_plan(const ServerOptions& opts, const std::vector<ModelSpec>& specs) {
+  MemoryPlan plan;
+  if (opts.mem_limit > 0) {
+    plan.budget = opts.mem_limit;
+    plan.budget_source = "--mem-limit";
+  } else {
+    plan.budget = host_available_memory();
+    plan.budget_source = "MemAvailable";
+    if (plan.budget == 0) throw_error("cannot read MemAvailable from /proc/meminfo; give the budget with --mem-limit SIZE");
+  }
+  for (const ModelSpec& m : specs) plan.rows.push_back(plan_model(m, opts.batch));
+  return plan;
+}
+
+}  // namespace
+
 int serve(const ServerOptions& opts) {
   SignalWatch signals;
   ServerState st(opts);
-  st.model_id = opts.alias.empty() ? std::filesystem::path(opts.model_path).filename().string() : opts.alias;
+  // Plan before anything binds or loads: a plan that does not fit is refused with its table.
+  std::vector<ModelSpec> specs;
+  try {
+    specs = model_specs(opts);
+    st.plan = memory_plan(opts, specs);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "tessera serve: %s\n", e.what());
+    return 1;
+  }
+  std::fprintf(stderr, "tessera: memory plan (weights from the GGUF headers; KV f16; scratch for batch %d):\n%s",
+               opts.batch, st.plan.table().c_str());
+  if (!st.plan.fits()) {
+    std::fprintf(stderr,
+                 "tessera serve: the memory plan needs %s but the budget (%s) is %s; lower a model's kv-mem, ctx or "
+                 "parallel, serve fewer models, or set --mem-limit\n",
+                 format_size(st.plan.total()).c_str(), st.plan.budget_source.c_str(), format_size(st.plan.budget).c_str());
+    return 1;
+  }
+  int total_parallel = 0;
+  for (const ModelSpec& m : specs) {
+    st.models.push_back(std::make_unique<ModelSlot>(m));
+    total_parallel += m.parallel;
+  }
+  if (!opts.default_model.empty()) {
+    size_t i = 0;
+    while (i < specs.size() && specs[i].name != opts.default_model) ++i;
+    if (i == specs.size()) {
+      std::fprintf(stderr, "tessera serve: the default model '%s' is not one of the models (%s)\n",
+                   opts.default_model.c_str(), st.model_names().c_str());
+      return 1;
+    }
+    st.default_index = i;
+  }
 
   httplib::Server svr;
   const size_t http_threads = opts.http_threads > 0 ? static_cast<size_t>(opts.http_threads)
-                                                    : static_cast<size_t>(std::max(64, 8 * opts.parallel));
+                                                    : static_cast<size_t>(std::max(64, 8 * total_parallel));
   svr.new_task_queue = [http_threads] { return new httplib::ThreadPool(http_threads); };
   svr.set_payload_max_length(opts.max_body);
   svr.set_read_timeout(30, 0);
@@ -119,9 +189,9 @@ int serve(const ServerOptions& opts) {
     const RequestLog& log = request_log();
     const double ms = std::chrono::duration<double, std::milli>(Clock::now() - log.start).count();
     if (log.prompt >= 0) {
-      std::fprintf(stderr, "tessera: req %llu %s %s %d prompt=%d cached=%d generated=%d finish=%s ms=%.1f\n",
-                   static_cast<unsigned long long>(id), req.method.c_str(), req.path.c_str(), res.status, log.prompt,
-                   log.cached, log.generated, log.finish.c_str(), ms);
+      std::fprintf(stderr, "tessera: req %llu %s %s %d model=%s prompt=%d cached=%d generated=%d finish=%s ms=%.1f\n",
+                   static_cast<unsigned long long>(id), req.method.c_str(), req.path.c_str(), res.status,
+                   log.model.c_str(), log.prompt, log.cached, log.generated, log.finish.c_str(), ms);
     } else {
       std::fprintf(stderr, "tessera: req %llu %s %s %d%s ms=%.1f\n", static_cast<unsigned long long>(id),
                    req.method.c_str(), req.path.c_str(), res.status, log.finish.empty() ? "" : (" " + log.finish).c_str(), ms);
@@ -141,12 +211,11 @@ int serve(const ServerOptions& opts) {
   }
   if (replica.empty()) replica = fmt::format("{}:{}", opts.host, port);
   std::thread http([&svr] { svr.listen_after_bind(); });
-  std::fprintf(stderr, "tessera: loading %s (answering 503 on http://%s:%d until it is loaded)\n",
-               opts.model_path.c_str(), opts.host.c_str(), port);
+  std::fprintf(stderr, "tessera: loading %zu model(s) one after another (each answers 503 on http://%s:%d until it is loaded)\n",
+               st.models.size(), opts.host.c_str(), port);
 
   std::atomic<bool> stopping{false};
   std::atomic<int> exit_code{0};
-  std::unique_ptr<EngineService> engine;
   std::thread sig([&] {
     while (!stopping.load()) {
       const int s = signals.wait();
@@ -157,42 +226,57 @@ int serve(const ServerOptions& opts) {
     }
   });
 
-  try {
-    auto model = engine::Model::load(opts.model_path, opts.load);
-    EngineOptions eo;
-    eo.context.n_ctx = opts.ctx_size;
-    eo.context.n_seq_max = opts.parallel;
-    eo.context.kv_tokens = opts.kv_tokens;
-    eo.context.n_threads = opts.threads;
-    eo.context.n_batch = opts.batch;
-    eo.context.prefix_cache = opts.prefix_cache;
-    eo.max_queue = opts.max_queue;
-    const tok::Tokenizer& tok = model->tokenizer();
-    if (tok.fim_prefix() && tok.fim_suffix() && tok.fim_middle()) st.fim = std::make_unique<FimPromptBuilder>(tok);
-    st.chat = std::make_unique<ChatFormatter>(tok);
-    engine = std::make_unique<EngineService>(std::move(model), eo);
-    st.engine = engine.get();
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "tessera serve: %s\n", e.what());
-    stopping = true;
-    exit_code = 1;
+  // One after another: a load never races another for memory or the disk.
+  for (size_t i = 0; i < st.models.size() && !stopping.load(); ++i) {
+    ModelSlot& slot = *st.models[i];
+    const ModelSpec& spec = slot.spec;
+    try {
+      engine::LoadOptions lo = opts.load;
+      lo.backend = spec.backend;
+      auto model = engine::Model::load(spec.path, lo);
+      EngineOptions eo;
+      eo.context.n_ctx = spec.ctx;
+      eo.context.n_seq_max = spec.parallel;
+      eo.context.kv_tokens = static_cast<int>(st.plan.rows[i].kv_tokens);
+      eo.context.n_threads = opts.threads;
+      eo.context.n_batch = opts.batch;
+      eo.context.prefix_cache = opts.prefix_cache;
+      eo.max_queue = opts.max_queue;
+      const tok::Tokenizer& tok = model->tokenizer();
+      if (tok.fim_prefix() && tok.fim_suffix() && tok.fim_middle()) slot.fim = std::make_unique<FimPromptBuilder>(tok);
+      slot.chat = std::make_unique<ChatFormatter>(tok);
+      slot.owned = std::make_unique<EngineService>(std::move(model), eo);
+      slot.engine = slot.owned.get();
+      std::fprintf(stderr, "tessera: model %s ready (%s, %d sequences, %d tokens each%s)\n", spec.name.c_str(),
+                   spec.path.c_str(), spec.parallel, spec.ctx,
+                   spec.max_tokens > 0 ? fmt::format(", max {} output tokens", spec.max_tokens).c_str() : "");
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "tessera serve: model %s: %s\n", spec.name.c_str(), e.what());
+      stopping = true;
+      exit_code = 1;
+    }
   }
-  if (exit_code == 0)
-    std::fprintf(stderr, "tessera: listening on http://%s:%d (model %s, %d sequences, %d tokens each)\n",
-                 opts.host.c_str(), port, st.model_id.c_str(), opts.parallel, opts.ctx_size);
+  if (exit_code == 0 && !stopping.load())
+    std::fprintf(stderr, "tessera: listening on http://%s:%d (models %s; default %s)\n", opts.host.c_str(), port,
+                 st.model_names().c_str(), st.default_model().id().c_str());
   while (!stopping.load()) std::this_thread::sleep_for(std::chrono::milliseconds(50));
 
   // Drain: new generations get 503, in-flight ones finish or are cancelled at the deadline, then
   // the listener closes and the connection threads end.
-  if (engine) {
-    const int cancelled = engine->drain(Clock::now() + std::chrono::seconds(opts.shutdown_s));
-    if (cancelled > 0) std::fprintf(stderr, "tessera: cancelled %d unfinished requests at the deadline\n", cancelled);
+  const Clock::time_point deadline = Clock::now() + std::chrono::seconds(opts.shutdown_s);
+  for (const auto& slot : st.models) {
+    if (!slot->owned) continue;
+    const int cancelled = slot->owned->drain(deadline);
+    if (cancelled > 0)
+      std::fprintf(stderr, "tessera: %s: cancelled %d unfinished requests at the deadline\n", slot->id().c_str(), cancelled);
   }
   svr.stop();
   http.join();
   sig.join();
-  st.engine = nullptr;
-  engine.reset();
+  for (const auto& slot : st.models) {
+    slot->engine = nullptr;
+    slot->owned.reset();
+  }
   std::fprintf(stderr, "tessera: stopped\n");
   return exit_code;
 }

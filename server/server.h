@@ -1,19 +1,25 @@
-// tessera serve: the HTTP front (Tabby, OpenAI and llama.cpp-compatible endpoints) over one model
-// run by the scheduler. serve() binds, answers 503 while the model loads, serves until SIGTERM or
-// SIGINT, then drains (stops accepting, finishes or cancels in-flight work by a deadline).
+// tessera serve: the HTTP front (Tabby, OpenAI and llama.cpp-compatible endpoints) over one or more
+// models, each run by its own scheduler. serve() plans memory (refusing a plan that does not fit),
+// binds, loads the models one after another (a model answers 503 until it is loaded), serves until
+// SIGTERM or SIGINT, then drains (stops accepting, finishes or cancels in-flight work by a deadline).
 #pragma once
 #include <cstddef>
 #include <string>
 #include <vector>
 
 #include "engine/model/model.h"
+#include "server/models.h"
 
 namespace tessera::server {
 
 struct ServerOptions {
-  std::string model_path;
+  std::string model_path;           // one model (-m PATH), named by alias or the file name
+  std::vector<ModelSpec> models;    // several (--model NAME=PATH,... / --config): replaces model_path
+  std::string default_model;        // Tabby / llama.cpp endpoints and an absent `model` (default: the first)
+  uint64_t mem_limit = 0;           // memory budget in bytes (0: MemAvailable of /proc/meminfo)
   std::string host = "127.0.0.1";
   int port = 8083;                  // 0: any free port (printed when listening)
+  // Defaults for models that do not set their own:
   int parallel = 4;                 // sequences decoded together
   int ctx_size = 4096;              // tokens one request may hold (prompt + generated)
   int kv_tokens = 0;                // KV cache tokens shared by all sequences (0: ctx_size x parallel)

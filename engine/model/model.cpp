@@ -167,7 +167,8 @@ Model::Model(gguf::File file) : file_(std::move(file)) {}
 
 std::shared_ptr<Model> Model::load(const std::string& path, const LoadOptions& opts) {
   auto model = std::make_shared<Model>(gguf::File::open(path));
-  model->read_config();
+  model->config_ = read_model_config(model->file_);
+  model->arch_ = find_architecture(model->config_.arch);
   model->backend_ = make_backend(opts.backend);
   model->kernel_policy_ = opts.kernels;
   model->bind_weights(opts.kernels);
@@ -189,12 +190,11 @@ std::shared_ptr<Model> Model::load(const std::string& path, const LoadOptions& o
   return model;
 }
 
-void Model::read_config() {
-  const gguf::File& f = file_;
-  ModelConfig& c = config_;
+ModelConfig read_model_config(const gguf::File& f) {
+  ModelConfig c;
   c.arch = f.get_string("general.architecture");
-  arch_ = find_architecture(c.arch);
-  if (!arch_) throw_error("{}: architecture '{}' is not supported ({})", f.path(), c.arch, supported_architectures());
+  const Architecture* arch = find_architecture(c.arch);
+  if (!arch) throw_error("{}: architecture '{}' is not supported ({})", f.path(), c.arch, supported_architectures());
   const std::string p = c.arch + ".";
   c.n_embd = f.get_int(p + "embedding_length");
   c.n_layer = f.get_int(p + "block_count");
@@ -207,15 +207,15 @@ void Model::read_config() {
   c.n_ff_exp = f.get_int_or(p + "expert_feed_forward_length", 0);
   c.n_ctx_train = f.get_int_or(p + "context_length", 0);
   c.rope_base = f.get_float_or(p + "rope.freq_base", 10000.0);
-  c.rope_type = arch_->rope;
-  if (arch_->rope_freqs) {
+  c.rope_type = arch->rope;
+  if (arch->rope_freqs) {
     // Linear scaling (rope.scaling.factor, or the older rope.scale_linear): positions divided by the factor.
     double factor = f.get_float_or(p + "rope.scaling.factor", 0.0);
     if (factor == 0.0) factor = f.get_float_or(p + "rope.scale_linear", 0.0);
     c.rope_freq_scale = factor == 0.0 ? 1.0 : 1.0 / factor;  // as llama.cpp: 0 or absent means none
   }
   c.eps = f.get_float(p + "attention.layer_norm_rms_epsilon");
-  if (arch_->moe) {
+  if (arch->moe) {
     if (!f.has(p + "expert_feed_forward_length")) {  // older files: take it from the tensor
       const gguf::TensorInfo* t = f.find_tensor("blk.0.ffn_gate_exps.weight");
       if (t) c.n_ff_exp = t->ne[1];
@@ -225,9 +225,9 @@ void Model::read_config() {
   }
   const gguf::TensorInfo& emb = f.tensor("token_embd.weight");
   c.n_vocab = emb.ne[1];
-  validate_config(f, c, *arch_);
+  validate_config(f, c, *arch);
   // Llama 3.1+ frequency factors: theta_i is divided by rope_freqs[i] (one tensor for all layers).
-  if (const gguf::TensorInfo* t = f.find_tensor("rope_freqs.weight"); t && arch_->rope_freqs) {
+  if (const gguf::TensorInfo* t = f.find_tensor("rope_freqs.weight"); t && arch->rope_freqs) {
     const int64_t half = c.head_dim / 2;
     if (t->n_elements() != half || t->ne[0] != half)
       throw_error("{}: tensor 'rope_freqs.weight' has shape {} but {} needs {}", f.path(), shape_str(t->ne, t->n_dims),
@@ -240,6 +240,7 @@ void Model::read_config() {
       if (!(c.rope_freq_factors[i] > 0.0f && std::isfinite(c.rope_freq_factors[i])))
         throw_error("{}: rope_freqs.weight[{}] = {} must be finite and positive", f.path(), i, c.rope_freq_factors[i]);
   }
+  return c;
 }
 
 Vector Model::f32_vector(const std::string& name, int64_t n, bool required) {

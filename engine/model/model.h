@@ -60,6 +60,10 @@ struct Architecture {
 const Architecture* find_architecture(std::string_view name);
 std::string supported_architectures();  // "qwen3moe, qwen3, qwen2, llama"
 
+// The hyperparameters of an opened (not loaded) file, validated as Model::load does; throws
+// tessera::Error naming the file and the problem. Memory planning reads models with this.
+ModelConfig read_model_config(const gguf::File& f);
+
 struct LoadOptions {
   std::string backend = "cpu";  // "cpu" or "ref" (see make_backend)
   ops::KernelPolicy kernels = ops::KernelPolicy::from_env();  // kernel overrides (--kernel, TESSERA_KERNELS)
@@ -113,7 +117,6 @@ class Model {  // the mapped file, its config, and its weights on one backend
   explicit Model(gguf::File file);  // use load()
 
  private:
-  void read_config();
   void bind_weights(const ops::KernelPolicy& policy);
   Vector f32_vector(const std::string& name, int64_t n, bool required);
 
