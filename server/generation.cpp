@@ -191,6 +191,24 @@ void account(ModelSlot& slot, const engine::GenerateResult& r) {
                  ours ? "server_error" : "invalid_request_error");
 }
 
+// The client went away mid-stream: cancel, and wait (briefly: it ends at the next step) so that
+// its tokens are counted and logged too.
+void abandon(Job& job, ModelSlot& slot, bool& finished) {
+  job.cancel();
+  finished = true;
+  Job::Update u;
+  const auto give_up = Clock::now() + std::chrono::seconds(2);
+  while (Clock::now() < give_up && !(job.wait(u, kPoll) && u.done)) {
+  }
+  if (u.done) {
+    account(slot, u.result);
+  } else {
+    ++slot.metrics.generations;
+    ++slot.metrics.cancelled;
+  }
+  request_log().finish = "disconnected";
+}
+
 }  // namespace
 
 void respond_generation(const httplib::Request& req, httplib::Response& res, ServerState&, ModelSlot& slot,
@@ -234,7 +252,7 @@ void respond_generation(const httplib::Request& req, httplib::Response& res, Ser
         const bool got = job->wait(u, kPoll);
         if (!got) {
           if (watch->closed()) {
-            job->cancel();
+            abandon(*job, *stp, *finished);
             return false;
           }
           return true;
@@ -251,7 +269,7 @@ void respond_generation(const httplib::Request& req, httplib::Response& res, Ser
           }
         }
         if (!out.empty() && !sink.write(out.data(), out.size())) {
-          job->cancel();
+          if (!*finished) abandon(*job, *stp, *finished);
           return false;
         }
         if (u.done) sink.done();
@@ -260,11 +278,7 @@ void respond_generation(const httplib::Request& req, httplib::Response& res, Ser
       [job, finished, stp](bool /*success*/) {
         // Finished: already counted, whatever success says (a client that closes right after the
         // last event makes the final chunk's write fail; that is not a cancel).
-        if (*finished) return;
-        job->cancel();  // the client went away: free the sequence
-        ++stp->metrics.generations;
-        ++stp->metrics.cancelled;
-        request_log().finish = "disconnected";
+        if (!*finished) abandon(*job, *stp, *finished);
       });
 }
 
