@@ -179,7 +179,9 @@ try {
   // (a noise model writes both), so compare the inserted text without them.
   const visible = (s) => s.replace(/[\s\u0000-\u001f\u007f]/g, "");
   check(after.startsWith(before) && visible(after.slice(before.length)) === visible(shown),
-        "Tab inserted the ghost text at the cursor");
+        "Tab inserted the ghost text at the cursor" +
+          (after.startsWith(before) ? ` (inserted ${JSON.stringify(after.slice(before.length).slice(0, 200))}, ghost ${JSON.stringify(shown.slice(0, 200))})`
+                                    : ` (document ${JSON.stringify(after.slice(-200))})`));
 
   // 2. Keystrokes abort requests in flight; the server cancels them and frees their sequences.
   const nAborts = Number(args.aborts);

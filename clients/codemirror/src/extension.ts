@@ -290,7 +290,9 @@ export class CompletionController {
     try {
       const res = await this.client.complete(req, ctrl.signal);
       const c = res.choices[0];
-      entry = { id: res.id, choiceIndex: c?.index ?? 0, text: c?.text ?? "" };
+      // The editor's document uses "\n" only (CodeMirror splits "\r\n" and "\r" into lines): a
+      // ghost with "\r" would be longer than what Tab inserts, and its end past the document's.
+      entry = { id: res.id, choiceIndex: c?.index ?? 0, text: (c?.text ?? "").replace(/\r\n?/g, "\n") };
     } catch (e) {
       if (!ctrl.signal.aborted) {
         this.stats.errors++;

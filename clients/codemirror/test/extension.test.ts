@@ -149,6 +149,18 @@ describe("inlineCompletion", () => {
     expect(server.events[1]).toMatchObject({ type: "select", completion_id: "cmpl-x", choice_index: 0, view_id: server.events[0].view_id });
   });
 
+  it("a ghost with Windows line ends is inserted whole by Tab", async () => {
+    setup();
+    type("r");
+    await vi.advanceTimersByTimeAsync(400);
+    server.completions[0].reply("eturn a\r\n    pass\rx", "cmpl-crlf");
+    await flush();
+    expect(ghostText()).toBe("eturn a\n    pass\nx");
+    expect(key("Tab")).toBe(true);
+    expect(view.state.doc.toString()).toBe("def add(a, b):\n    return a\n    pass\nx");
+    expect(view.state.selection.main.head).toBe(view.state.doc.length);
+  });
+
   it("Tab without ghost text is left to other keymaps", () => {
     setup();
     expect(key("Tab")).toBe(false);
