@@ -140,7 +140,7 @@ Model::Model(gguf::File file) : file_(std::move(file)) {}
 std::shared_ptr<Model> Model::load(const std::string& path, const LoadOptions& opts) {
   auto model = std::make_shared<Model>(gguf::File::open(path));
   model->read_config();
-  model->backend_ = make_backend(opts.backend);
+  model->backend_ = make_backend(opts.backend, opts.device);
   model->kernel_policy_ = opts.kernels;
   model->bind_weights(opts.kernels);
   if (opts.print_plan) {

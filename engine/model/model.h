@@ -56,7 +56,8 @@ const Architecture* find_architecture(std::string_view name);
 std::string supported_architectures();  // "qwen3moe, qwen3, qwen2"
 
 struct LoadOptions {
-  std::string backend = "cpu";  // "cpu" or "ref" (see make_backend)
+  std::string backend = "cpu";  // "cpu", "ref" or "vulkan" (see make_backend)
+  int device = -1;              // the backend's device (`tessera devices`); -1: its default
   ops::KernelPolicy kernels = ops::KernelPolicy::from_env();  // kernel overrides (--kernel, TESSERA_KERNELS)
   bool print_plan = true;       // print the weight memory plan to stderr
 };
