@@ -22,11 +22,11 @@ namespace {
 
 class VulkanBackend final : public Backend {
  public:
-  explicit VulkanBackend(int device) : dev_(device) {
+  explicit VulkanBackend(int device) : dev_(std::make_shared<vk::Device>(device)) {
     caps_ = ops::host_caps(ops::Backend::Vulkan);
   }
 
-  std::unique_ptr<Buffer> alloc(size_t bytes) override { return std::make_unique<VkBuffer>(dev_.buffer(bytes)); }
+  std::unique_ptr<Buffer> alloc(size_t bytes) override { return std::make_unique<VkBuffer>(dev_->buffer(bytes)); }
 
   Matrix upload_matrix(const gguf::TensorInfo& t, const ops::KernelPolicy&) override {
     Matrix m;
@@ -40,20 +40,20 @@ class VulkanBackend final : public Backend {
     return Vector{values, n, upload(values, static_cast<size_t>(n) * sizeof(float))};
   }
   Table upload_table(const gguf::TensorInfo& t) override { return Table{&t, upload(t.data, t.nbytes)}; }
-  std::unique_ptr<KvStore> create_kv(const KvShape& shape) override { return std::make_unique<VkKv>(dev_, shape); }
+  std::unique_ptr<KvStore> create_kv(const KvShape& shape) override { return std::make_unique<VkKv>(*dev_, shape); }
   std::unique_ptr<Stream> create_stream(const ModelConfig& c, const StreamOptions& o) override {
     return make_vulkan_stream(dev_, c, o);
   }
-  void write(Buffer& b, const void* src, size_t bytes, size_t offset) override { dev_.write(vbuf(b), offset, src, bytes); }
-  void read(const Buffer& b, void* dst, size_t bytes, size_t offset) override { dev_.read(vbuf(b), offset, dst, bytes); }
+  void write(Buffer& b, const void* src, size_t bytes, size_t offset) override { dev_->write(vbuf(b), offset, src, bytes); }
+  void read(const Buffer& b, void* dst, size_t bytes, size_t offset) override { dev_->read(vbuf(b), offset, dst, bytes); }
 
  private:
   std::shared_ptr<vk::Buf> upload(const void* data, size_t bytes) {
-    std::shared_ptr<vk::Buf> b = dev_.buffer(bytes);
-    dev_.write(*b, 0, data, bytes);
+    std::shared_ptr<vk::Buf> b = dev_->buffer(bytes);
+    dev_->write(*b, 0, data, bytes);
     return b;
   }
-  vk::Device dev_;
+  std::shared_ptr<vk::Device> dev_;
 };
 
 }  // namespace

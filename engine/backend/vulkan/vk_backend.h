@@ -25,6 +25,6 @@ class VkKv final : public KvStore {
   std::shared_ptr<vk::Buf> k, v;
 };
 
-std::unique_ptr<Stream> make_vulkan_stream(vk::Device& dev, const ModelConfig& c, const StreamOptions& o);
+std::unique_ptr<Stream> make_vulkan_stream(std::shared_ptr<vk::Device> dev, const ModelConfig& c, const StreamOptions& o);
 
 }  // namespace tessera::engine

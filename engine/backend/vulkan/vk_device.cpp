@@ -248,7 +248,7 @@ std::shared_ptr<Buf> Device::buffer(size_t bytes, bool host) {
     fn.vkDestroyBuffer(dev_, b->buf, nullptr);
     throw_error("vulkan: cannot allocate {} MiB of device memory: {}", bytes >> 20, result_name(r));
   }
-  b->dev = this;
+  b->dev = shared_from_this();
   check(fn.vkBindBufferMemory(dev_, b->buf, b->mem, 0), "vkBindBufferMemory");
   if ((mem_.memoryTypes[type].propertyFlags & hv) == hv) {
     void* p = nullptr;

@@ -35,8 +35,9 @@ int default_device(const std::vector<DeviceInfo>& devices);
 class Device;
 
 // A buffer with its memory; `map` is set when the memory is host-visible (then writes are memcpy).
+// It keeps its device alive (weights and KV may outlive the backend object that made them).
 struct Buf {
-  Device* dev = nullptr;
+  std::shared_ptr<Device> dev;
   VkBuffer buf = VK_NULL_HANDLE;
   VkDeviceMemory mem = VK_NULL_HANDLE;
   uint8_t* map = nullptr;
@@ -48,9 +49,9 @@ struct Buf {
 inline constexpr int kBindings = 6;
 inline constexpr uint32_t kPushBytes = 128;
 
-class Device {
+class Device : public std::enable_shared_from_this<Device> {
  public:
-  explicit Device(int index);  // index into list_devices(); -1: default_device
+  explicit Device(int index);  // index into list_devices(); -1: default_device (always held by a shared_ptr)
   ~Device();
   Device(const Device&) = delete;
   Device& operator=(const Device&) = delete;

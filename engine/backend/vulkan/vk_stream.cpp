@@ -48,7 +48,7 @@ vk::Buf& dev_of(const std::shared_ptr<void>& p, const char* what) {
 
 class VulkanStream final : public Stream {
  public:
-  VulkanStream(vk::Device& d, const ModelConfig& c) : d_(d), c_(c) {
+  VulkanStream(std::shared_ptr<vk::Device> d, const ModelConfig& c) : hold_(std::move(d)), d_(*hold_), c_(c) {
     VkDescriptorPoolSize ps{VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, kSets * vk::kBindings};
     VkDescriptorPoolCreateInfo pi{VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO};
     pi.maxSets = kSets;
@@ -65,10 +65,9 @@ class VulkanStream final : public Stream {
     rope_ = d_.buffer(4096, true);
   }
   ~VulkanStream() override {
-    try {
-      flush();
-    } catch (...) {
-    }
+    // Work recorded but never synced is dropped, not submitted: an exception may have unwound the
+    // buffers it names already.
+    if (recording_) fn.vkEndCommandBuffer(cb_);
     fn.vkFreeCommandBuffers(d_.dev(), d_.pool(), 1, &cb_);
     fn.vkDestroyDescriptorPool(d_.dev(), pool_, nullptr);
   }
@@ -341,6 +340,7 @@ class VulkanStream final : public Stream {
     keep_.clear();
   }
 
+  std::shared_ptr<vk::Device> hold_;  // the device outlives the stream
   vk::Device& d_;
   const ModelConfig& c_;
   Batch b_;
@@ -357,8 +357,8 @@ class VulkanStream final : public Stream {
 
 }  // namespace
 
-std::unique_ptr<Stream> make_vulkan_stream(vk::Device& dev, const ModelConfig& c, const StreamOptions&) {
-  return std::make_unique<VulkanStream>(dev, c);
+std::unique_ptr<Stream> make_vulkan_stream(std::shared_ptr<vk::Device> dev, const ModelConfig& c, const StreamOptions&) {
+  return std::make_unique<VulkanStream>(std::move(dev), c);
 }
 
 }  // namespace tessera::engine
