@@ -40,6 +40,7 @@ set(TESSERA_HAVE_VULKAN ON)
 message(STATUS "Vulkan backend: on (glslang: ${TESSERA_GLSLANG}; lavapipe sysroot: ${TESSERA_HAVE_LAVAPIPE})")
 
 # shaders/variants.txt: "<shader> <spirv name> [DEFINE...]" per line.
+set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/shaders/variants.txt)
 file(STRINGS ${CMAKE_SOURCE_DIR}/shaders/variants.txt _variants REGEX "^[a-z]")
 file(GLOB _common CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/shaders/common/*.glsl)
 set(_spv_dir ${CMAKE_BINARY_DIR}/shaders)

@@ -734,7 +734,6 @@ void PrintTo(const RouteCase& p, std::ostream* os) {
 class Route : public OpTest<RouteCase> {};
 TEST_P(Route, IdsExactWeightsClose) {
   const RouteCase p = GetParam();
-  if (kUnderTest == "vulkan") GTEST_SKIP() << "vulkan: route (MoE) is not on the GPU yet";
   Twin tw(p.real ? real_config() : small_config());
   const ModelConfig& c = tw.cfg();
   const int64_t X = c.n_expert, K = c.n_expert_used;
@@ -761,7 +760,6 @@ INSTANTIATE_TEST_SUITE_P(BackendOps, Route,
 class Moe : public OpTest<GgmlType> {};
 TEST_P(Moe, MatchesRefWithRefRouting) {
   const GgmlType t = GetParam();
-  if (kUnderTest == "vulkan") GTEST_SKIP() << "vulkan: moe is not on the GPU yet";
   uint64_t seed = 50;
   for (bool real : {false, true}) {
     ModelConfig cfg = real ? real_config() : small_config();

@@ -184,11 +184,30 @@ class VulkanStream final : public Stream {
     elementwise("swiglu", vbuf(g), vbuf(u), b_.n_tokens * n, n);
   }
 
-  void route(const Buffer&, Buffer&, Buffer&) override {
-    throw_error("vulkan: MoE routing is not implemented yet (the vulkan backend runs dense models: qwen3, qwen2)");
+  void route(const Buffer& logits, Buffer& ids, Buffer& w) override {
+    if (c_.n_expert > 512 || c_.n_expert_used > c_.n_expert)
+      throw_error("vulkan: route of {} of {} experts (at most 512)", c_.n_expert_used, c_.n_expert);
+    const uint32_t pc[] = {u32(c_.n_expert), u32(c_.n_expert_used)};
+    dispatch("route", {&vbuf(logits), &vbuf(ids), &vbuf(w)}, pc, sizeof pc, {u32(b_.n_tokens), 1});
   }
-  void moe(const Matrix&, const Matrix&, const Matrix&, const Buffer&, const Buffer&, const Buffer&, Buffer&) override {
-    throw_error("vulkan: MoE experts are not implemented yet (the vulkan backend runs dense models: qwen3, qwen2)");
+
+  // The routed experts of every token, all in one dispatch per stage (simple shaders for now): gate and
+  // up of each (token, slot) pair, silu(g) * u, down of each pair, then the weighted sum into x.
+  void moe(const Matrix& gate, const Matrix& up, const Matrix& down, const Buffer& h, const Buffer& ids,
+           const Buffer& w, Buffer& x) override {
+    const int64_t n = b_.n_tokens, K = c_.n_expert_used, pairs = n * K, E = down.view.n_out, F = gate.view.n_out;
+    if (n == 0) return;
+    vk::Buf& g = scratch(static_cast<size_t>(pairs * F) * sizeof(float));
+    vk::Buf& u = scratch(static_cast<size_t>(pairs * F) * sizeof(float));
+    vk::Buf& y = scratch(static_cast<size_t>(pairs * E) * sizeof(float));
+    vk::Buf* hq = activations(gate, vbuf(h), n);
+    moe_gemv(gate, *hq, g, vbuf(ids), pairs, K);
+    if (ops::activation_type_for(up.view.type) != ops::activation_type_for(gate.view.type)) hq = activations(up, vbuf(h), n);
+    moe_gemv(up, *hq, u, vbuf(ids), pairs, K);
+    elementwise("swiglu", g, u, pairs * F, F);
+    moe_gemv(down, *activations(down, g, pairs), y, vbuf(ids), pairs, 1);
+    const uint32_t pc[] = {u32(n * E), u32(E), u32(K)};
+    dispatch("moe_sum", {&vbuf(x), &y, &vbuf(w)}, pc, sizeof pc, split(static_cast<uint64_t>((n * E + 255) / 256)));
   }
 
   void gather_out_rows(const Buffer& x, Buffer& out) override {
@@ -234,9 +253,25 @@ class VulkanStream final : public Stream {
   void gemv(const Matrix& w, vk::Buf& x, vk::Buf& y, int64_t rows) {
     check_type(w.view.type, "a weight");
     const uint32_t pc[] = {u32(w.view.n_in), u32(w.view.n_out), u32(rows), u32(static_cast<int64_t>(w.view.row_bytes)), 0,
-                           u32(w.view.n_in), u32(w.view.n_out)};
+                           u32(w.view.n_in), u32(w.view.n_out), 0, 1};
     dispatch("matmul_" + std::string(type_name(w.view.type)), {&dev_of(w.device, "a weight"), &x, &y}, pc, sizeof pc,
              split(static_cast<uint64_t>(w.view.n_out)));
+  }
+
+  // Expert matrices of a stack for `pairs` (token, slot) pairs: y[z] = W_ids[z] x[z / x_div].
+  void moe_gemv(const Matrix& w, vk::Buf& x, vk::Buf& y, vk::Buf& ids, int64_t pairs, int64_t x_div) {
+    check_type(w.view.type, "an expert weight");
+    const uint32_t pc[] = {u32(w.view.n_in), u32(w.view.n_out), 1, u32(static_cast<int64_t>(w.view.row_bytes)), 0,
+                           u32(w.view.n_in), u32(w.view.n_out), u32(static_cast<int64_t>(w.mat_stride)), u32(x_div)};
+    const Grid g = split(static_cast<uint64_t>(w.view.n_out));
+    dispatch("matmul_moe_" + std::string(type_name(w.view.type)), {&dev_of(w.device, "an expert stack"), &x, &y, &ids}, pc,
+             sizeof pc, g, u32(pairs));
+  }
+
+  // x's `rows` rows as the activations w's type wants (x itself for f32 weights).
+  vk::Buf* activations(const Matrix& w, vk::Buf& x, int64_t rows) {
+    const ops::ActType act = ops::activation_type_for(w.view.type);
+    return act == ops::ActType::F32 ? &x : quantize(act, x, w.view.n_in, rows);
   }
 
   // x's first `rows` rows of n_in values as the activations of this type (shaders/quantize.comp).
@@ -295,7 +330,8 @@ class VulkanStream final : public Stream {
                             0, nullptr, 0, nullptr);
   }
 
-  void dispatch(const std::string& shader, std::initializer_list<vk::Buf*> bufs, const void* push, size_t push_bytes, Grid g) {
+  void dispatch(const std::string& shader, std::initializer_list<vk::Buf*> bufs, const void* push, size_t push_bytes, Grid g,
+                uint32_t gz = 1) {
     const VkPipeline pipe = d_.pipeline(shader);
     if (sets_used_ == kSets) flush();
     record();
@@ -324,7 +360,7 @@ class VulkanStream final : public Stream {
     fn.vkCmdBindPipeline(cb_, VK_PIPELINE_BIND_POINT_COMPUTE, pipe);
     fn.vkCmdBindDescriptorSets(cb_, VK_PIPELINE_BIND_POINT_COMPUTE, d_.pipeline_layout(), 0, 1, &set, 0, nullptr);
     fn.vkCmdPushConstants(cb_, d_.pipeline_layout(), VK_SHADER_STAGE_COMPUTE_BIT, 0, static_cast<uint32_t>(push_bytes), push);
-    fn.vkCmdDispatch(cb_, g.x, g.y, 1);
+    fn.vkCmdDispatch(cb_, g.x, g.y, gz);
     barrier();
   }
 
