@@ -174,7 +174,7 @@ void usage() {
       "  -ub, --ubatch-size N       tokens per forward pass (default 512)\n"
       "  -o,  --output md|csv|json|jsonl   output format (default md)\n"
       "  --backend cpu|ref|vulkan   cpu: best kernels for this CPU; ref: scalar reference kernels;\n"
-      "                             vulkan: compute shaders (dense models so far); --device N picks the device\n"
+      "                             vulkan: compute shaders; --device N picks the device\n"
       "  --kernel OPKEY=NAME        force a kernel (name or variant), e.g. gemv_q4_K=avx2 (repeatable)\n"
       "  --progress                 print progress to stderr\n");
 }

@@ -132,7 +132,7 @@ std::string read_file(const std::string& path) {
 
 const char* const kBackendUsage =
     "  --backend cpu|ref|vulkan  cpu: the SIMD kernels for this CPU (default); ref: scalar reference ops;\n"
-    "                         vulkan: compute shaders on a Vulkan device (dense models for now)\n"
+    "                         vulkan: compute shaders on a Vulkan device (simple shaders so far)\n"
     "  --device N             the Vulkan device (`tessera devices` lists them; default: the first GPU)\n"
     "  --kernel OPKEY=NAME    force a kernel by name or variant, e.g. gemv_q4_K=avx2 (repeatable)\n";
 
