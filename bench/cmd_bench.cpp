@@ -120,7 +120,9 @@ std::string iso_time_now() {
   return buf;
 }
 
-std::string backend_label(const std::string& backend) { return backend == "ref" ? "CPU (ref)" : "CPU"; }
+std::string backend_label(const std::string& backend) {
+  return backend == "ref" ? "CPU (ref)" : backend == "vulkan" ? "Vulkan" : "CPU";
+}
 
 // ---- argument parsing --------------------------------------------------------------------------
 
