@@ -24,7 +24,9 @@ STAMP="$ROOT/.installed"
 WANT="mesa=$MESA_VERSION ${PACKAGES[*]}"
 
 if [ "${1:-}" = "--print" ]; then echo "$SYSROOT"; exit 0; fi
-if [ "${1:-}" != "--force" ] && [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$WANT" ]; then exit 0; fi
+if [ "${1:-}" != "--force" ] && [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$WANT" ] && [ -f "$SYSROOT/icd/lvp_icd.json" ]; then
+  exit 0
+fi
 
 start=$(date +%s)
 echo "setup_lavapipe: installing Mesa $MESA_VERSION lavapipe, glslang and spirv-tools into $SYSROOT"
