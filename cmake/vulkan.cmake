@@ -6,6 +6,7 @@
 option(TESSERA_VULKAN "Build the Vulkan backend (when glslang and the Vulkan headers are found)" ON)
 set(TESSERA_HAVE_VULKAN OFF)
 if(NOT TESSERA_VULKAN)
+  message(STATUS "Vulkan backend: off (TESSERA_VULKAN=OFF)")
   return()
 endif()
 

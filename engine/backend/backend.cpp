@@ -15,7 +15,7 @@ std::string vulkan_devices() {
 #ifdef TESSERA_HAVE_VULKAN
   return list_vulkan_devices();
 #else
-  throw_error("this build has no Vulkan backend (glslang was not found when it was configured; see scripts/setup_lavapipe.sh)");
+  throw_error("this build has no Vulkan backend (configured with -DTESSERA_VULKAN=OFF, or without glslang, spirv-val or the Vulkan headers: see scripts/setup_lavapipe.sh)");
 #endif
 }
 
