@@ -291,7 +291,7 @@ const MatmulKernel& BoundMatmul::for_tokens(int64_t n) const {
 
 namespace tessera::ops {
 
-BoundOps BoundOps::bind(const KernelPolicy& policy, const DeviceCaps& caps, int64_t head_dim) {
+BoundOps BoundOps::bind(const KernelPolicy& policy, const DeviceCaps& caps, int64_t head_dim, RopeType rope) {
   BoundOps b;
   auto pick = [&](const std::string& key, int64_t row) -> const OpKernel& {
     const OpKernel& k = policy.choose_op(key, caps, row);
@@ -300,7 +300,7 @@ BoundOps BoundOps::bind(const KernelPolicy& policy, const DeviceCaps& caps, int6
   };
   b.attention = pick("attention_f16", head_dim).fn<AttendRowsFn>();
   b.rmsnorm = pick("rmsnorm_f32", 0).fn<RmsnormFn>();
-  b.rope = pick("rope_neox_f32", 0).fn<RopeFn>();
+  b.rope = pick(rope == RopeType::Norm ? "rope_norm_f32" : "rope_neox_f32", 0).fn<RopeFn>();
   b.swiglu = pick("swiglu_f32", 0).fn<SwigluFn>();
   return b;
 }

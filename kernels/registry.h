@@ -66,7 +66,7 @@ struct MatmulKernel {
 // Their kernels share one entry type, named <op key>_<variant> like the matmul ones, e.g.
 // attention_f16_avx512, quantize_q8_0_ref, swiglu_f32_avx512. Op keys: attention_f16 (over the f16
 // paged KV), quantize_<act> (f16, bf16, q8_0, q8_1, q8_K: activations prepared for matmul),
-// rmsnorm_f32, rope_neox_f32, swiglu_f32. Each op has a `ref` twin (Backend::Ref) the others are
+// rmsnorm_f32, rope_neox_f32, rope_norm_f32, swiglu_f32. Each op has a `ref` twin (Backend::Ref) the others are
 // compared with.
 
 struct AttentionArgs;                      // kernels/cpu/attention.h
@@ -78,7 +78,7 @@ using AttendRowsFn = void (*)(const AttentionArgs& a, const detail::AttnRows& ro
 // quantize_<act>: tokens [t_begin, t_end) of x into the buffers of a PreparedActs (kernels/ref/act_quant.h).
 using QuantizeFn = void (*)(ActType type, const float* x, int64_t x_stride, int64_t n_in, int64_t t_begin,
                             int64_t t_end, int8_t* qs, float* d, int32_t* s, int32_t* s32, uint16_t* h16);
-// rmsnorm_f32, rope_neox_f32, swiglu_f32 (kernels/cpu/elementwise.h).
+// rmsnorm_f32, rope_neox_f32 / rope_norm_f32, swiglu_f32 (kernels/cpu/elementwise.h).
 using RmsnormFn = void (*)(const float* x, int64_t x_stride, float* y, int64_t y_stride, const float* w,
                            int64_t n_rows, int64_t n, double eps);
 using RopeFn = void (*)(float* x, int64_t n_heads, int64_t head_dim, const float* cos, const float* sin);
@@ -188,17 +188,21 @@ struct BoundMatmul {
   const MatmulKernel& for_tokens(int64_t n) const;
 };
 
+// How RoPE pairs the values of a head: NEOX (qwen*: i with i + head_dim/2) or NORM (llama: 2i with 2i+1).
+enum class RopeType { Neox, Norm };
+
 // The kernels of the smaller ops one stream runs, chosen once (when the stream is made) with the policy.
 // (Activation quantization is bound with each weight: BoundMatmul::quantize.)
 struct BoundOps {
   AttendRowsFn attention = nullptr;  // attention_f16
   RmsnormFn rmsnorm = nullptr;       // rmsnorm_f32
-  RopeFn rope = nullptr;             // rope_neox_f32
+  RopeFn rope = nullptr;             // rope_neox_f32 or rope_norm_f32 (the model's RopeType)
   SwigluFn swiglu = nullptr;         // swiglu_f32
   std::string names;                 // "attention_f16_avx512, ..." (what was chosen)
 
   // Throws tessera::Error for an override that names no kernel of its op or one that cannot run here.
-  static BoundOps bind(const KernelPolicy& policy, const DeviceCaps& caps, int64_t head_dim);
+  static BoundOps bind(const KernelPolicy& policy, const DeviceCaps& caps, int64_t head_dim,
+                       RopeType rope = RopeType::Neox);
 };
 
 }  // namespace tessera::ops

@@ -370,4 +370,34 @@ std::string repo_name_from_git_url(std::string_view url) {
   return std::string(url);
 }
 
+std::string fim_trailing_indent(std::string_view prefix) {
+  const size_t nl = prefix.find_last_of('\n');
+  const std::string_view line = prefix.substr(nl == std::string_view::npos ? 0 : nl + 1);
+  if (line.empty() || line.find_first_not_of(" \t") != std::string_view::npos) return {};
+  return std::string(line);
+}
+
+std::string_view fim_drop_indent(std::string_view completion, std::string_view indent) {
+  size_t n = 0;
+  while (n < indent.size() && n < completion.size() && completion[n] == indent[n]) ++n;
+  return completion.substr(n);
+}
+
+std::string_view fim_drop_repeated_line(std::string_view completion, std::string_view prefix) {
+  const size_t nl = prefix.find_last_of('\n');
+  const std::string_view line = prefix.substr(nl == std::string_view::npos ? 0 : nl + 1);
+  if (line.size() < 2 || line.find_first_not_of(" \t") == std::string_view::npos) return completion;
+  if (completion.size() > line.size() && completion.substr(0, line.size()) == line) return completion.substr(line.size());
+  return completion;
+}
+
+std::string_view fim_drop_unfinished_line(std::string_view completion) {
+  const size_t nl = completion.find_last_of('\n');
+  if (nl == std::string_view::npos) return completion;
+  std::string_view kept = completion.substr(0, nl);
+  while (!kept.empty() && (kept.back() == '\n' || kept.back() == ' ' || kept.back() == '\t' || kept.back() == '\r'))
+    kept.remove_suffix(1);
+  return kept;
+}
+
 }  // namespace tessera::server

@@ -141,6 +141,22 @@ std::string trim_suffix_overlap(std::string_view completion, std::string_view su
 // included), then trim_suffix_overlap.
 std::string finish_completion(std::string_view generated, const FimStopRules& rules, std::string_view suffix);
 
+// The indentation at the end of the prefix when the cursor's line holds only spaces and tabs ("" else).
+// Models tokenize "\n    if" as "\n", "   ", " if" and rarely saw a prompt ending in a bare indentation
+// token, so they indent again: a server leaves it out of the prompt and takes it off the completion.
+std::string fim_trailing_indent(std::string_view prefix);
+// The completion less the leading part of `indent` it repeats (the editor already has it).
+std::string_view fim_drop_indent(std::string_view completion, std::string_view indent);
+// The completion less a repeat of the cursor's line: models asked to continue "    ret" often
+// write the whole line again ("    return x"); the editor has "    ret", so "urn x" is what is new.
+// Only a repeat of the whole line text before the cursor (at least 2 characters, not only
+// whitespace) is dropped.
+std::string_view fim_drop_repeated_line(std::string_view completion, std::string_view prefix);
+
+// A multi-line completion cut by the token limit ends in an unfinished line ("for _ in range(3, n"):
+// the editor would get broken code, so it keeps only the complete lines (a one-line one is kept).
+std::string_view fim_drop_unfinished_line(std::string_view completion);
+
 // The repository name in a git URL or path: "https://github.com/o/name.git" -> "name",
 // "git@host:o/name" -> "name"; a bare name is returned as is.
 std::string repo_name_from_git_url(std::string_view url);

@@ -47,7 +47,7 @@ void main() {
     barrier();
   }
   const float am = amax[0];
-#if defined(ACT_Q8_0)
+#if defined(ACT_Q8_0) || defined(ACT_Q8_1)  // Q8_1 quantizes as Q8_0 (the block sums are not needed here)
   const float d = unpackHalf2x16(packHalf2x16(vec2(am / 127.0, 0.0))).x;
   const float inv = am != 0.0 ? 127.0 / am : 0.0;
   outv = rne(v * inv) * d;

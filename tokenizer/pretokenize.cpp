@@ -26,9 +26,11 @@ const std::vector<PreTokenizer>& table() {
       {R::kCjkKana},
       {R::kAsciiPunctLetters, R::kLetterMarksAnyPrefix, R::kSpacePunctSymNewlines, R::kSpacesNewlines,
        R::kSpacesNotBeforeText, R::kSpaces}};
+  // Two stages (smollm, as llama.cpp's STARCODER group): \p{N} isolates every digit; then the GPT-2 split.
+  static const std::vector<std::vector<R>> smollm = {{R::kNumber1}, gpt2};
   static const std::vector<PreTokenizer> t = {
       {"qwen2", {qwen2}}, {"deepseek-r1-qwen", {qwen2}}, {"llama3", {llama3}}, {"llama-bpe", {llama3}},
-      {"gpt2", {gpt2}},   {"deepseek-v3", deepseek_v3},
+      {"gpt2", {gpt2}},   {"deepseek-v3", deepseek_v3}, {"smollm", smollm},
   };
   return t;
 }

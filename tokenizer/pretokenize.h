@@ -37,7 +37,7 @@ struct PreTokenizer {
 };
 
 // nullptr for an unknown name. Known: qwen2 (and deepseek-r1-qwen), llama3 (llama-bpe), gpt2,
-// deepseek-v3.
+// deepseek-v3, smollm.
 const PreTokenizer* find_pre_tokenizer(std::string_view name);
 std::vector<std::string_view> pre_tokenizer_names();
 

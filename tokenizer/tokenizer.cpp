@@ -83,6 +83,7 @@ struct TokenizerImpl {
   std::string pre_name;
   std::vector<int32_t> specials;  // CONTROL / USER_DEFINED / UNKNOWN ids, longest text first
   bool add_bos = false;
+  bool ignore_merges = false;  // llama-bpe (Llama 3): a piece that is a whole vocabulary entry is that token
   std::optional<int32_t> bos, eos, pad, fim_pre, fim_suf, fim_mid, fim_pad, fim_rep, fim_sep;
   std::vector<int32_t> eog;  // sorted
   std::string chat_template;
@@ -156,6 +157,8 @@ Tokenizer Tokenizer::from_gguf(const gguf::File& f) {
   t->pre_name = f.get_string_or("tokenizer.ggml.pre", "gpt2");
   if (t->pre_name == "default") t->pre_name = "gpt2";
   t->pre = find_pre_tokenizer(t->pre_name);
+  // As llama.cpp (and HF's ignore_merges) for Llama 3's tokenizer: no merging when the piece is a token.
+  t->ignore_merges = t->pre_name == "llama-bpe" || t->pre_name == "llama3";
   if (!t->pre) {
     std::string known;
     for (auto n : pre_tokenizer_names()) known += (known.empty() ? "" : ", ") + std::string(n);
@@ -184,13 +187,17 @@ Tokenizer Tokenizer::from_gguf(const gguf::File& f) {
 
   // Single bytes: the token whose text is the byte's mapped code point.
   const auto& b2c = byte_to_code_point();
+  int n_byte_tokens = 0;
   for (int b = 0; b < 256; ++b) {
     std::string s;
     append_utf8(s, b2c[b]);
     const auto id = t->text_to_id.find(s);
-    if (!id) throw_error("{}: vocabulary has no token for byte 0x{:02X} ('{}')", f.path(), b, s);
-    t->byte_token[b] = *id;
+    t->byte_token[b] = id ? *id : -1;  // SmolLM2 lacks a few control bytes: llama.cpp drops them from text
+    if (id) ++n_byte_tokens;
   }
+  if (n_byte_tokens < 128)  // a vocabulary that is not byte-level at all
+    throw_error("{}: vocabulary has tokens for only {} of the 256 bytes (not a byte-level BPE vocabulary)", f.path(),
+                n_byte_tokens);
 
   const auto& merges = f.get_array("tokenizer.ggml.merges");
   if (merges.elem_type != gguf::ValueType::STRING) throw_error("{}: tokenizer.ggml.merges is not an array of strings", f.path());
@@ -284,7 +291,15 @@ Tokenizer::~Tokenizer() = default;
 
 void TokenizerImpl::encode_piece(std::string_view p, std::vector<int32_t>& out, BpeScratch& scratch) const {
   if (p.size() == 1) {
-    out.push_back(byte_token[static_cast<uint8_t>(p[0])]);
+    if (const int32_t id = byte_token[static_cast<uint8_t>(p[0])]; id >= 0) out.push_back(id);
+    return;
+  }
+  // A byte the vocabulary has no token for merges with nothing and is dropped (as llama.cpp does):
+  // encode the runs between such bytes on their own.
+  for (size_t i = 0; i < p.size(); ++i) {
+    if (byte_token[static_cast<uint8_t>(p[i])] >= 0) continue;
+    if (i > 0) encode_piece(p.substr(0, i), out, scratch);
+    if (i + 1 < p.size()) encode_piece(p.substr(i + 1), out, scratch);
     return;
   }
   {
@@ -295,9 +310,19 @@ void TokenizerImpl::encode_piece(std::string_view p, std::vector<int32_t>& out, 
       return;
     }
   }
-  std::vector<int32_t> ids(p.size());
-  for (size_t i = 0; i < p.size(); ++i) ids[i] = byte_token[static_cast<uint8_t>(p[i])];
-  bpe_merge(merges, ids, scratch);
+  std::vector<int32_t> ids;
+  if (ignore_merges) {  // the piece's bytes through the byte table: a vocabulary entry as a whole?
+    const auto& b2c = byte_to_code_point();
+    std::string mapped;
+    mapped.reserve(p.size() * 2);
+    for (const char ch : p) append_utf8(mapped, b2c[static_cast<uint8_t>(ch)]);
+    if (const auto id = text_to_id.find(mapped)) ids.push_back(*id);
+  }
+  if (ids.empty()) {
+    ids.resize(p.size());
+    for (size_t i = 0; i < p.size(); ++i) ids[i] = byte_token[static_cast<uint8_t>(p[i])];
+    bpe_merge(merges, ids, scratch);
+  }
   out.insert(out.end(), ids.begin(), ids.end());
   std::lock_guard lock(cache_mutex);
   if (cache_ids.size() > (16u << 20)) {  // bound the memory: start over after ~16M cached ids

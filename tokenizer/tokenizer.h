@@ -46,7 +46,7 @@ class Tokenizer {
   bool is_eog(int32_t id) const;                    // end-of-generation set
   bool is_control(int32_t id) const;                // CONTROL or USER_DEFINED (not plain text)
   bool add_bos() const;
-  int32_t byte_token(uint8_t b) const;  // the token of one raw byte
+  int32_t byte_token(uint8_t b) const;  // the token of one raw byte (-1: the vocabulary has none)
 
   std::optional<int32_t> bos() const;
   std::optional<int32_t> eos() const;

@@ -100,7 +100,8 @@ class Stream {
   // y[r] = x[r] / sqrt(mean(x[r]^2) + eps) * w over `rows` rows of w.n values (x and y may be one
   // buffer; QK-norm: n_tokens * n_head rows of head_dim)
   virtual void rmsnorm(const Buffer& x, Buffer& y, const Vector& w, int64_t rows) = 0;
-  // NEOX RoPE in place on [n_tokens][n_head][head_dim] at each token's position
+  // RoPE in place on [n_tokens][n_head][head_dim] at each token's position, with the config's pairing
+  // (rope_type: NEOX or NORM), frequency factors and linear scale
   virtual void rope(Buffer& x, int64_t n_head) = 0;
   // K and V rows ([n_tokens][n_head_kv * head_dim]) into the token's KV block slots of this layer
   virtual void kv_store(KvStore& kv, int layer, const Buffer& k, const Buffer& v) = 0;
@@ -135,7 +136,7 @@ class Stream {
 struct StreamOptions {
   int n_threads = 2;
   int64_t n_batch = 512;  // most tokens of one batch
-  // Kernel overrides for the stream's own ops (attention_f16, rmsnorm_f32, rope_neox_f32, swiglu_f32):
+  // Kernel overrides for the stream's own ops (attention_f16, rmsnorm_f32, rope_neox_f32 / rope_norm_f32, swiglu_f32):
   // the model's policy (Model::kernel_policy()), applied once when the stream is made.
   ops::KernelPolicy kernels;
 };

@@ -38,7 +38,7 @@ ops::MatmulJob job(const Matrix& w, const float* x, int64_t rows, float* y) {
 class CpuStream final : public Stream {
  public:
   CpuStream(const ModelConfig& c, const StreamOptions& o, const ops::DeviceCaps& caps)
-      : c_(c), ops_(ops::BoundOps::bind(o.kernels, caps, c.head_dim)), pool_(std::max(1, o.n_threads)) {
+      : c_(c), ops_(ops::BoundOps::bind(o.kernels, caps, c.head_dim, c.rope_type)), pool_(std::max(1, o.n_threads)) {
     const size_t N = static_cast<size_t>(o.n_batch), hd2 = static_cast<size_t>(c.head_dim / 2);
     rope_cos_.resize(N * hd2);
     rope_sin_.resize(N * hd2);
@@ -59,7 +59,8 @@ class CpuStream final : public Stream {
 
   void begin(const Batch& b) override {
     b_ = b;
-    ops::rope_table(b.pos, b.n_tokens, c_.head_dim, c_.rope_base, rope_cos_.data(), rope_sin_.data());
+    ops::rope_table(b.pos, b.n_tokens, c_.head_dim, c_.rope_base, rope_cos_.data(), rope_sin_.data(), c_.rope_freq_scale,
+                    c_.rope_freq_factors.empty() ? nullptr : c_.rope_freq_factors.data());
   }
 
   void embed(const Table& table, Buffer& x) override {

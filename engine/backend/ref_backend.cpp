@@ -106,14 +106,19 @@ class RefStream final : public Stream {
 
   void rope(Buffer& x, int64_t n_head) override {
     const int64_t hd = c_.head_dim, half = hd / 2;
+    const bool neox = c_.rope_type == ops::RopeType::Neox;
     for (int64_t t = 0; t < b_.n_tokens; ++t)
       for (int64_t h = 0; h < n_head; ++h) {
         float* a = f32(x) + (t * n_head + h) * hd;
         for (int64_t i = 0; i < half; ++i) {
-          const double theta = b_.pos[t] * std::pow(c_.rope_base, -2.0 * static_cast<double>(i) / static_cast<double>(hd));
-          const double x0 = a[i], x1 = a[i + half];
-          a[i] = static_cast<float>(x0 * std::cos(theta) - x1 * std::sin(theta));
-          a[i + half] = static_cast<float>(x0 * std::sin(theta) + x1 * std::cos(theta));
+          double theta = c_.rope_freq_scale * b_.pos[t] *
+                         std::pow(c_.rope_base, -2.0 * static_cast<double>(i) / static_cast<double>(hd));
+          if (!c_.rope_freq_factors.empty()) theta /= c_.rope_freq_factors[static_cast<size_t>(i)];
+          // NEOX pairs (i, i + hd/2); NORM (llama) adjacent pairs (2i, 2i + 1)
+          const int64_t i0 = neox ? i : 2 * i, i1 = neox ? i + half : 2 * i + 1;
+          const double x0 = a[i0], x1 = a[i1];
+          a[i0] = static_cast<float>(x0 * std::cos(theta) - x1 * std::sin(theta));
+          a[i1] = static_cast<float>(x0 * std::sin(theta) + x1 * std::cos(theta));
         }
       }
   }

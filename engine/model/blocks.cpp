@@ -7,26 +7,40 @@
 
 namespace tessera::engine {
 
-Workspace::Workspace(Backend& be, const ModelConfig& c, int64_t n) : n_batch(n) {
+Workspace::Sizes Workspace::sizes(const ModelConfig& c, int64_t n) {
   const size_t N = static_cast<size_t>(n), F = sizeof(float);
   const size_t q_dim = static_cast<size_t>(c.n_head * c.head_dim), kv_dim = static_cast<size_t>(c.n_head_kv * c.head_dim);
   const size_t E = static_cast<size_t>(c.n_embd);
-  x = be.alloc(N * E * F);
-  h = be.alloc(N * E * F);
-  q = be.alloc(N * q_dim * F);
-  k = be.alloc(N * kv_dim * F);
-  v = be.alloc(N * kv_dim * F);
-  attn = be.alloc(N * q_dim * F);
+  Sizes s;
+  s.x = s.h = s.out_h = N * E * F;
+  s.q = s.attn = N * q_dim * F;
+  s.k = s.v = N * kv_dim * F;
   if (c.n_expert > 0) {
     const size_t K = static_cast<size_t>(c.n_expert_used);
-    router = be.alloc(N * static_cast<size_t>(c.n_expert) * F);
-    expert_ids = be.alloc(N * K * sizeof(int32_t));
-    expert_w = be.alloc(N * K * F);
+    s.router = N * static_cast<size_t>(c.n_expert) * F;
+    s.expert_ids = N * K * sizeof(int32_t);
+    s.expert_w = N * K * F;
   } else {
-    ffn_gate = be.alloc(N * static_cast<size_t>(c.n_ff) * F);
-    ffn_up = be.alloc(N * static_cast<size_t>(c.n_ff) * F);
+    s.ffn_gate = s.ffn_up = N * static_cast<size_t>(c.n_ff) * F;
   }
-  out_h = be.alloc(N * E * F);
+  return s;
+}
+
+Workspace::Workspace(Backend& be, const ModelConfig& c, int64_t n) : n_batch(n) {
+  const Sizes s = sizes(c, n);
+  auto buf = [&be](size_t bytes) { return bytes > 0 ? be.alloc(bytes) : nullptr; };
+  x = buf(s.x);
+  h = buf(s.h);
+  q = buf(s.q);
+  k = buf(s.k);
+  v = buf(s.v);
+  attn = buf(s.attn);
+  ffn_gate = buf(s.ffn_gate);
+  ffn_up = buf(s.ffn_up);
+  router = buf(s.router);
+  expert_ids = buf(s.expert_ids);
+  expert_w = buf(s.expert_w);
+  out_h = buf(s.out_h);
 }
 
 uint64_t Workspace::bytes() const {
@@ -67,7 +81,7 @@ void attention_block(const Model& m, int layer, const Batch& b, KvStore& kv, Wor
     s.rmsnorm(*ws.q, *ws.q, L.q_norm, n * c.n_head);
     s.rmsnorm(*ws.k, *ws.k, L.k_norm, n * c.n_head_kv);
   }
-  s.rope(*ws.q, c.n_head);  // NEOX pairs (i, i + head_dim/2) at each token's position
+  s.rope(*ws.q, c.n_head);  // NEOX pairs (i, i + head_dim/2), llama NORM pairs (2i, 2i+1), at each token's position
   s.rope(*ws.k, c.n_head_kv);
   s.kv_store(kv, layer, *ws.k, *ws.v);
   ws.prof.mark(Stage::RopeKV);

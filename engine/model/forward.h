@@ -1,6 +1,6 @@
 // The forward pass of a batch of tokens (from one or more sequences) against the backend interface:
 // the scratch it runs in (allocated once per context on the backend) and the forward of each
-// architecture family (forward_moe.cpp: qwen3moe; forward_dense.cpp: qwen3, qwen2).
+// architecture family (forward_moe.cpp: qwen3moe; forward_dense.cpp: qwen3, qwen2, llama).
 #pragma once
 #include <chrono>
 #include <cstdint>
@@ -41,6 +41,17 @@ struct StageProfile {
 
 // Activations for up to n_batch tokens, in backend memory; sized once, never reallocated.
 struct Workspace {
+  // The byte size of each buffer for n_batch tokens (0: not used by this architecture). The
+  // constructor allocates exactly these; memory planning sums them without allocating.
+  struct Sizes {
+    size_t x = 0, h = 0, q = 0, k = 0, v = 0, attn = 0, ffn_gate = 0, ffn_up = 0, router = 0, expert_ids = 0,
+           expert_w = 0, out_h = 0;
+    uint64_t total() const {
+      return uint64_t{x} + h + q + k + v + attn + ffn_gate + ffn_up + router + expert_ids + expert_w + out_h;
+    }
+  };
+  static Sizes sizes(const ModelConfig& c, int64_t n_batch);
+
   Workspace(Backend& backend, const ModelConfig& c, int64_t n_batch);
   uint64_t bytes() const;
 

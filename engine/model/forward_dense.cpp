@@ -1,5 +1,5 @@
-// The dense forward pass (qwen3: QK-norm; qwen2: Q/K/V biases and an optional output bias): per
-// layer, attention with NEOX RoPE, then a SwiGLU FFN.
+// The dense forward pass (qwen3: QK-norm; qwen2: Q/K/V biases and an optional output bias; llama:
+// neither, NORM RoPE, often a tied output): per layer, attention with RoPE, then a SwiGLU FFN.
 #include "engine/model/forward.h"
 
 namespace tessera::engine {

@@ -3,6 +3,7 @@
 #include "engine/model/model.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <map>
 
@@ -40,12 +41,24 @@ const SizeLabel kQwen3Sizes[] = {{28, 1024, "0.6B"}, {28, 2048, "1.7B"}, {36, 25
                                  {36, 4096, "8B"},   {40, 5120, "14B"},  {64, 5120, "32B"}};
 const SizeLabel kQwen2Sizes[] = {{24, 896, "0.5B"}, {28, 1536, "1.5B"}, {36, 2048, "3B"}, {28, 3584, "7B"},
                                  {48, 5120, "14B"}, {64, 5120, "32B"},  {80, 8192, "72B"}};
+// llama, by layer count as llama.cpp names them (30 layers: "256M" after SmolDocling, so SmolLM2-135M
+// shows as that; 32 layers: "3B" for a 49,152-token vocabulary (SmolLM2-360M), else 8B for Llama 3
+// (7B for Llama 2's 32,000 tokens, which needs a tokenizer Tessera lacks anyway)).
+const SizeLabel kLlamaSizes[] = {{16, 0, "1B"},  {22, 0, "1B"},   {26, 0, "3B"},  {28, 0, "3B"},
+                                 {30, 0, "256M"}, {32, 960, "3B"}, {32, 0, "8B"},  {36, 0, "8B"},
+                                 {40, 0, "13B"},  {48, 0, "34B"},  {60, 0, "30B"}, {80, 0, "70B"}};
 
 // The architectures Tessera runs: one row each.
 const Architecture kArchitectures[] = {
-    {"qwen3moe", /*moe=*/true, /*qk_norm=*/true, /*qkv_bias=*/false, /*output_bias=*/false, forward_moe, kQwen3MoeSizes},
-    {"qwen3", /*moe=*/false, /*qk_norm=*/true, /*qkv_bias=*/false, /*output_bias=*/false, forward_dense, kQwen3Sizes},
-    {"qwen2", /*moe=*/false, /*qk_norm=*/false, /*qkv_bias=*/true, /*output_bias=*/true, forward_dense, kQwen2Sizes},
+    {"qwen3moe", /*moe=*/true, /*qk_norm=*/true, /*qkv_bias=*/false, /*output_bias=*/false, ops::RopeType::Neox,
+     /*rope_freqs=*/false, forward_moe, kQwen3MoeSizes},
+    {"qwen3", /*moe=*/false, /*qk_norm=*/true, /*qkv_bias=*/false, /*output_bias=*/false, ops::RopeType::Neox,
+     /*rope_freqs=*/false, forward_dense, kQwen3Sizes},
+    {"qwen2", /*moe=*/false, /*qk_norm=*/false, /*qkv_bias=*/true, /*output_bias=*/true, ops::RopeType::Neox,
+     /*rope_freqs=*/false, forward_dense, kQwen2Sizes},
+    // Llama 3.x, SmolLM: GQA, adjacent-pair RoPE, optional rope_freqs, output often tied to token_embd.
+    {"llama", /*moe=*/false, /*qk_norm=*/false, /*qkv_bias=*/false, /*output_bias=*/false, ops::RopeType::Norm,
+     /*rope_freqs=*/true, forward_dense, kLlamaSizes},
 };
 
 // Upper bounds on the counts a file may claim: far above any real model, low enough that nothing
@@ -97,6 +110,21 @@ void validate_config(const gguf::File& f, const ModelConfig& c, const Architectu
   }
   if (f.has(p + "context_length")) check_range(f, p + "context_length", c.n_ctx_train, 1, kMaxCtxTrain);
   check_positive(f, p + "rope.freq_base", c.rope_base, 1e30);
+  if (const int64_t n_rot = f.get_int_or(p + "rope.dimension_count", c.head_dim); n_rot != c.head_dim)
+    throw_error("{}: {}rope.dimension_count = {} differs from the head dim {} (partial RoPE is unsupported)", f.path(),
+                p, n_rot, c.head_dim);
+  if (arch.rope_freqs) {
+    const std::string type = f.get_string_or(p + "rope.scaling.type", "none");
+    if (type != "none" && type != "linear")
+      throw_error("{}: {}rope.scaling.type = '{}' is unsupported (none, linear; Llama 3 frequency factors come as "
+                  "rope_freqs.weight)", f.path(), p, type);
+    check_positive(f, "1 / " + p + "rope.scaling.factor", c.rope_freq_scale, 1e30);
+  }
+  if (arch.rope_freqs && f.has(p + "expert_count") && f.get_int(p + "expert_count") > 0)
+    throw_error("{}: {}expert_count = {}: {} MoE files (Mixtral-style) are unsupported", f.path(), p,
+                f.get_int(p + "expert_count"), c.arch);
+  if (f.has(p + "attention.scale"))
+    throw_error("{}: {}attention.scale is set (a custom attention scale is unsupported)", f.path(), p);
   check_positive(f, p + "attention.layer_norm_rms_epsilon", c.eps, 1.0);
 
   check_range(f, "token_embd.weight rows (n_vocab)", c.n_vocab, 1, kMaxVocab);
@@ -139,7 +167,8 @@ Model::Model(gguf::File file) : file_(std::move(file)) {}
 
 std::shared_ptr<Model> Model::load(const std::string& path, const LoadOptions& opts) {
   auto model = std::make_shared<Model>(gguf::File::open(path));
-  model->read_config();
+  model->config_ = read_model_config(model->file_);
+  model->arch_ = find_architecture(model->config_.arch);
   model->backend_ = make_backend(opts.backend, opts.device);
   model->kernel_policy_ = opts.kernels;
   model->bind_weights(opts.kernels);
@@ -163,12 +192,11 @@ std::shared_ptr<Model> Model::load(const std::string& path, const LoadOptions& o
   return model;
 }
 
-void Model::read_config() {
-  const gguf::File& f = file_;
-  ModelConfig& c = config_;
+ModelConfig read_model_config(const gguf::File& f) {
+  ModelConfig c;
   c.arch = f.get_string("general.architecture");
-  arch_ = find_architecture(c.arch);
-  if (!arch_) throw_error("{}: architecture '{}' is not supported ({})", f.path(), c.arch, supported_architectures());
+  const Architecture* arch = find_architecture(c.arch);
+  if (!arch) throw_error("{}: architecture '{}' is not supported ({})", f.path(), c.arch, supported_architectures());
   const std::string p = c.arch + ".";
   c.n_embd = f.get_int(p + "embedding_length");
   c.n_layer = f.get_int(p + "block_count");
@@ -181,8 +209,15 @@ void Model::read_config() {
   c.n_ff_exp = f.get_int_or(p + "expert_feed_forward_length", 0);
   c.n_ctx_train = f.get_int_or(p + "context_length", 0);
   c.rope_base = f.get_float_or(p + "rope.freq_base", 10000.0);
+  c.rope_type = arch->rope;
+  if (arch->rope_freqs) {
+    // Linear scaling (rope.scaling.factor, or the older rope.scale_linear): positions divided by the factor.
+    double factor = f.get_float_or(p + "rope.scaling.factor", 0.0);
+    if (factor == 0.0) factor = f.get_float_or(p + "rope.scale_linear", 0.0);
+    c.rope_freq_scale = factor == 0.0 ? 1.0 : 1.0 / factor;  // as llama.cpp: 0 or absent means none
+  }
   c.eps = f.get_float(p + "attention.layer_norm_rms_epsilon");
-  if (arch_->moe) {
+  if (arch->moe) {
     if (!f.has(p + "expert_feed_forward_length")) {  // older files: take it from the tensor
       const gguf::TensorInfo* t = f.find_tensor("blk.0.ffn_gate_exps.weight");
       if (t) c.n_ff_exp = t->ne[1];
@@ -192,7 +227,22 @@ void Model::read_config() {
   }
   const gguf::TensorInfo& emb = f.tensor("token_embd.weight");
   c.n_vocab = emb.ne[1];
-  validate_config(f, c, *arch_);
+  validate_config(f, c, *arch);
+  // Llama 3.1+ frequency factors: theta_i is divided by rope_freqs[i] (one tensor for all layers).
+  if (const gguf::TensorInfo* t = f.find_tensor("rope_freqs.weight"); t && arch->rope_freqs) {
+    const int64_t half = c.head_dim / 2;
+    if (t->n_elements() != half || t->ne[0] != half)
+      throw_error("{}: tensor 'rope_freqs.weight' has shape {} but {} needs {}", f.path(), shape_str(t->ne, t->n_dims),
+                  c.arch, shape_str({half}));
+    if (!has_decoder(t->type))
+      throw_error("{}: tensor 'rope_freqs.weight' has type {} which has no decoder", f.path(), type_name(t->type));
+    c.rope_freq_factors.resize(static_cast<size_t>(half));
+    dequantize_row(t->type, t->data, c.rope_freq_factors.data(), half);
+    for (int64_t i = 0; i < half; ++i)
+      if (!(c.rope_freq_factors[i] > 0.0f && std::isfinite(c.rope_freq_factors[i])))
+        throw_error("{}: rope_freqs.weight[{}] = {} must be finite and positive", f.path(), i, c.rope_freq_factors[i]);
+  }
+  return c;
 }
 
 Vector Model::f32_vector(const std::string& name, int64_t n, bool required) {
@@ -262,6 +312,16 @@ void Model::bind_weights(const ops::KernelPolicy& policy) {
     w.output = upload(embd);
   }
   if (arch_->output_bias) w.output_bias = f32_vector("output.bias", c.n_vocab, false);
+
+  // Tensors that would change the result but that this architecture does not run: refused, not ignored
+  // (e.g. a llama-family file with output or FFN biases).
+  const std::pair<const char*, bool> optional[] = {
+      {"attn_q.bias", arch_->qkv_bias},      {"attn_k.bias", arch_->qkv_bias},  {"attn_v.bias", arch_->qkv_bias},
+      {"attn_q_norm.weight", arch_->qk_norm}, {"ffn_gate_inp.weight", arch_->moe}, {"attn_output.bias", false},
+      {"ffn_gate.bias", false},              {"ffn_up.bias", false},            {"ffn_down.bias", false}};
+  for (const auto& [extra, used] : optional)
+    if (!used && file_.find_tensor(std::string("blk.0.") + extra))
+      throw_error("{}: tensor 'blk.0.{}' is not supported by {} here (it would be ignored)", path, extra, c.arch);
 
   w.layers.resize(static_cast<size_t>(c.n_layer));
   for (int64_t i = 0; i < c.n_layer; ++i) {

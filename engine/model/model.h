@@ -16,7 +16,7 @@
 namespace tessera::engine {
 
 struct ModelConfig {
-  std::string arch;             // "qwen3moe", "qwen3", "qwen2"
+  std::string arch;             // "qwen3moe", "qwen3", "qwen2", "llama"
   int64_t n_embd = 0;           // hidden size
   int64_t n_layer = 0;
   int64_t n_head = 0;           // query heads
@@ -29,6 +29,9 @@ struct ModelConfig {
   int64_t n_ff_exp = 0;         // expert FFN size
   int64_t n_ctx_train = 0;
   double rope_base = 10000.0;
+  ops::RopeType rope_type = ops::RopeType::Neox;  // the architecture's pairing (llama: Norm)
+  double rope_freq_scale = 1.0;       // 1 / rope.scaling.factor for linear scaling, else 1
+  std::vector<float> rope_freq_factors;  // [head_dim/2] from rope_freqs.weight (Llama 3.1+), else empty
   double eps = 1e-6;            // rmsnorm epsilon
 };
 
@@ -48,12 +51,18 @@ struct Architecture {
   bool qk_norm = false;   // attn_q_norm / attn_k_norm
   bool qkv_bias = false;  // attn_{q,k,v}.bias
   bool output_bias = false;  // optional output.bias
+  ops::RopeType rope = ops::RopeType::Neox;  // NEOX pairs (i, i + d/2) or NORM adjacent pairs (2i, 2i+1)
+  bool rope_freqs = false;   // optional rope_freqs.weight frequency factors and linear rope scaling
   void (*forward)(const Model&, const Batch&, KvStore&, Workspace&, Stream&) = nullptr;
   std::span<const SizeLabel> sizes;
 };
 // The architecture named so, or nullptr.
 const Architecture* find_architecture(std::string_view name);
-std::string supported_architectures();  // "qwen3moe, qwen3, qwen2"
+std::string supported_architectures();  // "qwen3moe, qwen3, qwen2, llama"
+
+// The hyperparameters of an opened (not loaded) file, validated as Model::load does; throws
+// tessera::Error naming the file and the problem. Memory planning reads models with this.
+ModelConfig read_model_config(const gguf::File& f);
 
 struct LoadOptions {
   std::string backend = "cpu";  // "cpu", "ref" or "vulkan" (see make_backend)
@@ -109,7 +118,6 @@ class Model {  // the mapped file, its config, and its weights on one backend
   explicit Model(gguf::File file);  // use load()
 
  private:
-  void read_config();
   void bind_weights(const ops::KernelPolicy& policy);
   Vector f32_vector(const std::string& name, int64_t n, bool required);
 

@@ -24,11 +24,12 @@ void rmsnorm(const float* x, int64_t x_stride, float* y, int64_t y_stride, const
 }
 
 void rope_table(const int32_t* pos, int64_t n_tokens, int64_t head_dim, double base, float* cos_out,
-                float* sin_out) {
+                float* sin_out, double freq_scale, const float* freq_factors) {
   const int64_t half = head_dim / 2;
   for (int64_t t = 0; t < n_tokens; ++t) {
     for (int64_t i = 0; i < half; ++i) {
-      const double theta = pos[t] * std::pow(base, -2.0 * static_cast<double>(i) / static_cast<double>(head_dim));
+      double theta = freq_scale * pos[t] * std::pow(base, -2.0 * static_cast<double>(i) / static_cast<double>(head_dim));
+      if (freq_factors) theta /= freq_factors[i];
       cos_out[t * half + i] = static_cast<float>(std::cos(theta));
       sin_out[t * half + i] = static_cast<float>(std::sin(theta));
     }
@@ -44,6 +45,18 @@ void rope_neox(float* x, int64_t n_heads, int64_t head_dim, const float* cos, co
       const float x0 = a[i], x1 = b[i];
       a[i] = x0 * cos[i] - x1 * sin[i];
       b[i] = x0 * sin[i] + x1 * cos[i];
+    }
+  }
+}
+
+void rope_norm(float* x, int64_t n_heads, int64_t head_dim, const float* cos, const float* sin) {
+  const int64_t half = head_dim / 2;
+  for (int64_t h = 0; h < n_heads; ++h) {
+    float* a = x + h * head_dim;
+    for (int64_t i = 0; i < half; ++i) {
+      const float x0 = a[2 * i], x1 = a[2 * i + 1];
+      a[2 * i] = x0 * cos[i] - x1 * sin[i];
+      a[2 * i + 1] = x0 * sin[i] + x1 * cos[i];
     }
   }
 }

@@ -45,6 +45,7 @@ void register_op_kernels(KernelRegistry& r) {
 
   r.add_op("rmsnorm_f32", Backend::Ref, "ref", 0, nullptr, rmsnorm);
   r.add_op("rope_neox_f32", Backend::Ref, "ref", 0, nullptr, rope_neox);
+  r.add_op("rope_norm_f32", Backend::Ref, "ref", 0, nullptr, rope_norm);
   r.add_op("swiglu_f32", Backend::Ref, "ref", 0, nullptr, swiglu);
   r.add_op("swiglu_f32", Backend::Cpu, "avx512", 30, avx512, detail::swiglu_avx512);
   r.add_op("swiglu_f32", Backend::Cpu, "avx2", 15, avx2, detail::swiglu_avx2);

@@ -24,6 +24,19 @@ float dequant(uint blk, uint j) {
   const uint q = wbyte(blk + 2u + (j & 15u));
   return whalf(blk) * float(int(j < 16u ? q & 15u : q >> 4) - 8);
 }
+#elif defined(TYPE_Q4_1)
+const uint QK = 32, QBYTES = 20;  // d, m, qs[16]
+float dequant(uint blk, uint j) {
+  const uint q = wbyte(blk + 4u + (j & 15u));
+  return float(j < 16u ? q & 15u : q >> 4) * whalf(blk) + whalf(blk + 2u);
+}
+#elif defined(TYPE_Q5_1)
+const uint QK = 32, QBYTES = 24;  // d, m, qh[4], qs[16]
+float dequant(uint blk, uint j) {
+  const uint q = wbyte(blk + 8u + (j & 15u));
+  const uint h = (wbyte(blk + 4u + (j >> 3)) >> (j & 7u)) & 1u;
+  return float((j < 16u ? q & 15u : q >> 4) | (h << 4)) * whalf(blk) + whalf(blk + 2u);
+}
 #elif defined(TYPE_Q5_0)
 const uint QK = 32, QBYTES = 22;  // d, qh[4] (bit j: 5th bit of value j), qs[16]
 float dequant(uint blk, uint j) {

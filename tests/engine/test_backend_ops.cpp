@@ -88,7 +88,7 @@ class OpFixture : public ::testing::Test {
 // Ops and weight types the vulkan backend has no shader for yet (issue 12's next stages).
 bool vulkan_lacks(GgmlType t) {
   switch (t) {
-    case GgmlType::Q4_1: case GgmlType::Q5_1: case GgmlType::IQ4_XS: case GgmlType::MXFP4: return kUnderTest == "vulkan";
+    case GgmlType::IQ4_XS: case GgmlType::MXFP4: return kUnderTest == "vulkan";
     default: return false;
   }
 }
@@ -451,16 +451,33 @@ struct RopeCase {
   bool real;
   std::vector<int> starts;  // one sequence per entry: its first position
   int per_seq;              // tokens of each sequence
+  bool llama = false;       // NORM pairs, Llama-3-style frequency factors and a linear scale
 };
 void PrintTo(const RopeCase& p, std::ostream* os) {
-  *os << (p.real ? "real" : "small") << " " << p.per_seq << " tok at";
+  *os << (p.real ? "real" : "small") << (p.llama ? " llama" : "") << " " << p.per_seq << " tok at";
   for (int st : p.starts) *os << " " << st;
 }
 class Rope : public OpTest<RopeCase> {};
 
+// The config of a rope case: llama's rope (adjacent pairs) with frequency factors 1..8 over the pairs
+// and linear scaling 1/2 on top of the real or small shapes.
+ModelConfig rope_config(const RopeCase& p) {
+  ModelConfig c = p.real ? real_config() : small_config();
+  if (p.llama) {
+    c.arch = "llama";
+    c.rope_type = ops::RopeType::Norm;
+    c.rope_base = 5e5;
+    c.rope_freq_scale = 0.5;
+    c.rope_freq_factors.resize(static_cast<size_t>(c.head_dim / 2));
+    for (size_t i = 0; i < c.rope_freq_factors.size(); ++i)
+      c.rope_freq_factors[i] = 1.0f + 7.0f * static_cast<float>(i) / static_cast<float>(c.rope_freq_factors.size());
+  }
+  return c;
+}
+
 TEST_P(Rope, MatchesRefOnQAndKHeads) {
   const RopeCase p = GetParam();
-  Twin tw(p.real ? real_config() : small_config());
+  Twin tw(rope_config(p));
   const ModelConfig& c = tw.cfg();
   BatchData bd;
   for (int st : p.starts) bd.add(kNoBlocks, st, p.per_seq);
@@ -479,7 +496,7 @@ TEST_P(Rope, MatchesRefOnQAndKHeads) {
 // A second begin() with other positions must move the angles (a stale table would keep the first).
 TEST_P(Rope, NewBeginMovesPositions) {
   const RopeCase p = GetParam();
-  Twin tw(p.real ? real_config() : small_config());
+  Twin tw(rope_config(p));
   const ModelConfig& c = tw.cfg();
   BatchData first, second;
   first.add(kNoBlocks, 0, 3);
@@ -494,9 +511,10 @@ TEST_P(Rope, NewBeginMovesPositions) {
 INSTANTIATE_TEST_SUITE_P(BackendOps, Rope,
                          ::testing::Values(RopeCase{false, {0}, 1}, RopeCase{false, {0}, 3}, RopeCase{false, {17, 1000}, 3},
                                            RopeCase{true, {0}, 3}, RopeCase{true, {40000, 5}, 2},
-                                           RopeCase{true, {100}, 33}),
+                                           RopeCase{true, {100}, 33}, RopeCase{false, {0}, 3, true},
+                                           RopeCase{false, {17, 1000}, 3, true}, RopeCase{true, {40000, 5}, 2, true}),
                          [](const auto& i) {
-                           std::string s = i.param.real ? "real" : "small";
+                           std::string s = std::string(i.param.llama ? "llama_" : "") + (i.param.real ? "real" : "small");
                            for (int st : i.param.starts) s += "_at" + std::to_string(st);
                            return s + "_" + std::to_string(i.param.per_seq) + "tok";
                          });

@@ -294,7 +294,7 @@ void check_quantize(const OpKernel& k, const OpKernel& ref, double& worst_ref, d
   }
 }
 
-// ---- rmsnorm_f32, rope_neox_f32, swiglu_f32 --------------------------------------------------------
+// ---- rmsnorm_f32, rope_neox_f32, rope_norm_f32, swiglu_f32 --------------------------------------------------------
 
 // Budgets: the kernels compute in f32 (rmsnorm sums squares in double); against float64 on the same
 // inputs only the f32 rounding of a few operations remains (measured: under 3e-15); against the
@@ -351,17 +351,28 @@ void check_rmsnorm(const OpKernel& k, const OpKernel& ref, double& worst_ref, do
   }
 }
 
+// rope_neox_f32 (pairs i, i + d/2) and rope_norm_f32 (llama: adjacent pairs 2i, 2i + 1). The NORM cases
+// take their angles from a table with Llama-3-style frequency factors and a linear scale.
 void check_rope(const OpKernel& k, const OpKernel& ref, double& worst_ref, double& worst_f64, int& cases) {
+  const bool norm = k.op == "rope_norm_f32";
   struct PCase { int64_t n_heads, head_dim, n_tokens; int32_t pos0; };
-  // q (32 heads) and k (4 heads) of 128 for a 33-token tile at the start and deep in the context; odd
-  const std::vector<PCase> pc = {{32, 128, 33, 0}, {4, 128, 33, 4000}, {32, 128, 1, 70000}, {3, 64, 5, 7}, {1, 2, 2, 1}};
-  uint32_t seed = 200;
+  // q (32 heads) and k (4 heads) of 128 for a 33-token tile at the start and deep in the context; odd;
+  // SmolLM2 (9 and 3 heads of 64)
+  const std::vector<PCase> pc = {{32, 128, 33, 0}, {4, 128, 33, 4000}, {32, 128, 1, 70000}, {3, 64, 5, 7}, {1, 2, 2, 1},
+                                 {9, 64, 7, 100},  {3, 64, 7, 8000}};
+  uint32_t seed = norm ? 250 : 200;
   for (const PCase& c : pc) {
     const int64_t half = c.head_dim / 2, row = c.n_heads * c.head_dim;
     std::vector<int32_t> pos(static_cast<size_t>(c.n_tokens));
     for (int64_t t = 0; t < c.n_tokens; ++t) pos[t] = c.pos0 + static_cast<int32_t>(t);
     std::vector<float> cs(static_cast<size_t>(c.n_tokens * half)), sn(cs.size());
-    rope_table(pos.data(), c.n_tokens, c.head_dim, 1e6, cs.data(), sn.data());  // Qwen3: base 1e6
+    if (norm) {  // Llama 3.1 style: low frequencies slowed down by factors 1..8, linear scale 1/2
+      std::vector<float> ff(static_cast<size_t>(half));
+      for (int64_t i = 0; i < half; ++i) ff[i] = 1.0f + 7.0f * static_cast<float>(i) / static_cast<float>(half);
+      rope_table(pos.data(), c.n_tokens, c.head_dim, 5e5, cs.data(), sn.data(), 0.5, ff.data());
+    } else {
+      rope_table(pos.data(), c.n_tokens, c.head_dim, 1e6, cs.data(), sn.data());  // Qwen3: base 1e6
+    }
     const std::vector<float> x = normal(static_cast<size_t>(c.n_tokens * row), seed++, 2.0f);
     auto run = [&](RopeFn fn) {
       std::vector<float> y = x;
@@ -373,7 +384,8 @@ void check_rope(const OpKernel& k, const OpKernel& ref, double& worst_ref, doubl
     for (int64_t t = 0; t < c.n_tokens; ++t)
       for (int64_t h = 0; h < c.n_heads; ++h)
         for (int64_t i = 0; i < half; ++i) {
-          const size_t a = static_cast<size_t>(t * row + h * c.head_dim + i), b = a + static_cast<size_t>(half);
+          const size_t base = static_cast<size_t>(t * row + h * c.head_dim);
+          const size_t a = base + static_cast<size_t>(norm ? 2 * i : i), b = base + static_cast<size_t>(norm ? 2 * i + 1 : i + half);
           const double co = cs[t * half + i], si = sn[t * half + i];
           truth[a] = x[a] * co - x[b] * si;
           truth[b] = x[a] * si + x[b] * co;
@@ -385,6 +397,26 @@ void check_rope(const OpKernel& k, const OpKernel& ref, double& worst_ref, doubl
     worst_ref = std::max(worst_ref, e_ref);
     worst_f64 = std::max(worst_f64, e_f64);
     ++cases;
+  }
+}
+
+// The angle table itself against float64: theta_i = scale * pos * base^(-2i/d) / factor_i (ggml's rope
+// with frequency factors, no YaRN), and the plain table (no factors, scale 1) unchanged.
+TEST(RopeTable, FrequencyFactorsAndLinearScale) {
+  const int64_t hd = 64, half = hd / 2, n = 3;
+  const int32_t pos[n] = {0, 17, 8191};
+  std::vector<float> ff(static_cast<size_t>(half));
+  for (int64_t i = 0; i < half; ++i) ff[i] = i < half / 2 ? 1.0f : 8.0f;
+  for (const bool with : {false, true}) {
+    const double scale = with ? 0.25 : 1.0;
+    std::vector<float> cs(static_cast<size_t>(n * half)), sn(cs.size());
+    rope_table(pos, n, hd, 1e5, cs.data(), sn.data(), scale, with ? ff.data() : nullptr);
+    for (int64_t t = 0; t < n; ++t)
+      for (int64_t i = 0; i < half; ++i) {
+        const double theta = scale * pos[t] * std::pow(1e5, -2.0 * static_cast<double>(i) / hd) / (with ? ff[i] : 1.0);
+        EXPECT_NEAR(cs[t * half + i], std::cos(theta), 1e-6) << t << " " << i;
+        EXPECT_NEAR(sn[t * half + i], std::sin(theta), 1e-6) << t << " " << i;
+      }
   }
 }
 
@@ -441,7 +473,7 @@ TEST_P(OpConformance, MatchesReference) {
   if (k.op == "attention_f16") check_attention(k, *ref, caps, worst_ref, worst_f64, cases, unsupported);
   else if (k.op.starts_with("quantize_")) check_quantize(k, *ref, worst_ref, worst_f64, cases);
   else if (k.op == "rmsnorm_f32") check_rmsnorm(k, *ref, worst_ref, worst_f64, cases);
-  else if (k.op == "rope_neox_f32") check_rope(k, *ref, worst_ref, worst_f64, cases);
+  else if (k.op == "rope_neox_f32" || k.op == "rope_norm_f32") check_rope(k, *ref, worst_ref, worst_f64, cases);
   else if (k.op == "swiglu_f32") check_swiglu(k, *ref, worst_ref, worst_f64, cases);
   else FAIL() << "no conformance check for op " << k.op << " (add one here)";
   EXPECT_GT(cases, 0) << k.name << " ran no case";

@@ -247,5 +247,39 @@ TEST(FimOverlap, FinishCombinesStopAndTrim) {
   EXPECT_EQ(finish_completion("greeting, name)\nfoo", one, line_suffix), "greeting, ");
 }
 
+TEST(FimIndent, TrailingIndentOnlyOnABlankCursorLine) {
+  EXPECT_EQ(fim_trailing_indent("def f():\n    "), "    ");
+  EXPECT_EQ(fim_trailing_indent("def f():\n\t"), "\t");
+  EXPECT_EQ(fim_trailing_indent("    "), "    ");
+  EXPECT_EQ(fim_trailing_indent("def f():\n    x = "), "");
+  EXPECT_EQ(fim_trailing_indent("def f():\n"), "");
+  EXPECT_EQ(fim_trailing_indent(""), "");
+}
+
+TEST(FimIndent, DropsOnlyTheRepeatedPart) {
+  EXPECT_EQ(fim_drop_indent("    return a", "    "), "return a");
+  EXPECT_EQ(fim_drop_indent("  return a", "    "), "return a");  // dedented: what the editor has stays
+  EXPECT_EQ(fim_drop_indent("return a", "    "), "return a");
+  EXPECT_EQ(fim_drop_indent("        x", "    "), "    x");  // a deeper block keeps its extra indent
+  EXPECT_EQ(fim_drop_indent("\tx", "    "), "\tx");
+  EXPECT_EQ(fim_drop_indent("", "    "), "");
+}
+
+TEST(FimIndent, DropsARepeatOfTheCursorLine) {
+  EXPECT_EQ(fim_drop_repeated_line("    return len(x)", "def f(x):\n    ret"), "urn len(x)");
+  EXPECT_EQ(fim_drop_repeated_line("urn len(x)", "def f(x):\n    ret"), "urn len(x)");  // no repeat
+  EXPECT_EQ(fim_drop_repeated_line("    ret", "def f(x):\n    ret"), "    ret");  // nothing new: kept
+  EXPECT_EQ(fim_drop_repeated_line("xx = 1", "x"), "xx = 1");             // one character is no line
+  EXPECT_EQ(fim_drop_repeated_line("    return 1", "def f():\n    "), "    return 1");  // blank line: indent rule
+  EXPECT_EQ(fim_drop_repeated_line("import os", "import"), " os");
+}
+
+TEST(FimIndent, ACutCompletionKeepsItsCompleteLines) {
+  EXPECT_EQ(fim_drop_unfinished_line("a = 1\n    for _ in range(3, n"), "a = 1");
+  EXPECT_EQ(fim_drop_unfinished_line("a = 1\n\n    for x"), "a = 1");
+  EXPECT_EQ(fim_drop_unfinished_line("return a + b"), "return a + b");  // one line: all of it
+  EXPECT_EQ(fim_drop_unfinished_line(""), "");
+}
+
 }  // namespace
 }  // namespace tessera::server

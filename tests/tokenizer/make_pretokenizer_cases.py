@@ -11,6 +11,9 @@ PATTERNS = {
     # Several regexes: each splits the pieces of the one before.
     "deepseek-v3": [r"\p{N}{1,3}", r"[一-龥぀-ゟ゠-ヿ]+",
                     r"[!\"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~][A-Za-z]+|[^\r\n\p{L}\p{P}\p{S}]?[\p{L}\p{M}]+| ?[\p{P}\p{S}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"],
+    # SmolLM (llama.cpp's STARCODER group): every digit alone, then the GPT-2 split (llama.cpp's regex
+    # there ends at \s+(?!\S); the text it leaves is a piece of its own, as \s+ would make it).
+    "smollm": [r"\p{N}", r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)"],
 }
 
 

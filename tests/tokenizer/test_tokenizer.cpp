@@ -105,6 +105,32 @@ TEST(Tokenizer, TinyModelPrompts) {
   EXPECT_GE(checked, 20);
 }
 
+// The real SmolLM2-135M (llama, `smollm` pre-tokenizer): both golden prompts tokenize exactly as llama.cpp
+// did (special tokens parsed, no BOS), and its greedy tokens decode back to their pieces. Skipped when setup
+// has not fetched the model into models/.
+TEST(Tokenizer, SmolLM2PromptsMatchLlamaCpp) {
+  const std::string path = std::string(TESSERA_SOURCE_DIR) + "/models/smollm2-135m-instruct-q4_1.gguf";
+  if (!std::filesystem::exists(path)) GTEST_SKIP() << path << ": real model not fetched (scripts/fetch_models.sh)";
+  const auto file = gguf::File::open(path);
+  const auto tok = Tokenizer::from_gguf(file);
+  EXPECT_EQ(tok.pre_tokenizer(), "smollm");
+  EXPECT_FALSE(tok.add_bos());
+  int checked = 0;
+  for (const auto& c : read_json(kGolden + "/logits/smollm2-135m-q4_1/cases.json")) {
+    const std::string prompt = c["prompt"];
+    const auto want = c["prompt_tokens"].get<std::vector<int32_t>>();
+    EXPECT_EQ(tok.encode(prompt, true), want) << c["name"];
+    EXPECT_EQ(tok.decode(want), prompt) << c["name"];
+    ++checked;
+  }
+  EXPECT_EQ(checked, 2);
+  // Digits are split one by one (the smollm pre-tokenizer's first stage), words keep their space.
+  const auto ids = tok.encode("x = 2024", false);
+  std::vector<std::string> pieces;
+  for (int32_t id : ids) pieces.push_back(tok.token_to_piece(id));
+  EXPECT_EQ(pieces, (std::vector<std::string>{"x", " =", " ", "2", "0", "2", "4"}));
+}
+
 // Random valid UTF-8 from a mix of ASCII code, whitespace, multi-byte scripts, emoji and
 // fragments of special tokens.
 std::string random_text(std::mt19937& rng) {

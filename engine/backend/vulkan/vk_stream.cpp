@@ -35,7 +35,7 @@ uint32_t u32(int64_t v) { return static_cast<uint32_t>(v); }
 bool has_matmul_shader(GgmlType t) {
   switch (t) {
     case GgmlType::F32: case GgmlType::F16: case GgmlType::BF16: case GgmlType::Q8_0: case GgmlType::Q4_0:
-    case GgmlType::Q5_0: case GgmlType::IQ4_NL: case GgmlType::Q4_K: case GgmlType::Q5_K: case GgmlType::Q6_K:
+    case GgmlType::Q4_1: case GgmlType::Q5_0: case GgmlType::Q5_1: case GgmlType::IQ4_NL: case GgmlType::Q4_K: case GgmlType::Q5_K: case GgmlType::Q6_K:
       return true;
     default: return false;
   }
@@ -87,12 +87,15 @@ class VulkanStream final : public Stream {
     }
     for (int64_t i = 0; i < b.n_out; ++i) w[3 * n + i] = static_cast<uint32_t>(b.out_rows[i]);
     put(batch_, w.data(), w.size() * 4);
-    // cos/sin of every token's angles in double (f32 angles at large positions are off by ~1e-2)
+    // cos/sin of every token's angles in double (f32 angles at large positions are off by ~1e-2),
+    // with the config's linear scaling and frequency factors (as RefStream::rope)
     const int64_t half = c_.head_dim / 2;
     std::vector<float> cs(static_cast<size_t>(std::max<int64_t>(n * half * 2, 1)));
     for (int64_t t = 0; t < n; ++t)
       for (int64_t i = 0; i < half; ++i) {
-        const double th = b.pos[t] * std::pow(c_.rope_base, -2.0 * static_cast<double>(i) / static_cast<double>(c_.head_dim));
+        double th = c_.rope_freq_scale * b.pos[t] *
+                    std::pow(c_.rope_base, -2.0 * static_cast<double>(i) / static_cast<double>(c_.head_dim));
+        if (!c_.rope_freq_factors.empty()) th /= c_.rope_freq_factors[static_cast<size_t>(i)];
         cs[(t * half + i) * 2] = static_cast<float>(std::cos(th));
         cs[(t * half + i) * 2 + 1] = static_cast<float>(std::sin(th));
       }
@@ -120,7 +123,7 @@ class VulkanStream final : public Stream {
   }
 
   void rope(Buffer& x, int64_t n_head) override {
-    const uint32_t pc[] = {u32(n_head), u32(c_.head_dim)};
+    const uint32_t pc[] = {u32(n_head), u32(c_.head_dim), c_.rope_type == ops::RopeType::Neox ? 1u : 0u};
     dispatch("rope", {&vbuf(x), rope_.get()}, pc, sizeof pc, {u32(n_head), u32(b_.n_tokens)});
   }
 
@@ -245,7 +248,7 @@ class VulkanStream final : public Stream {
 
   static void check_type(GgmlType t, const char* what) {
     if (!has_matmul_shader(t))
-      throw_error("vulkan: {} of type {} has no shader yet (supported: f32 f16 bf16 q8_0 q4_0 q5_0 iq4_nl q4_K q5_K q6_K)",
+      throw_error("vulkan: {} of type {} has no shader yet (supported: f32 f16 bf16 q8_0 q4_0 q4_1 q5_0 q5_1 iq4_nl q4_K q5_K q6_K)",
                   what, type_name(t));
   }
 
