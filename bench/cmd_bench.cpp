@@ -120,7 +120,9 @@ std::string iso_time_now() {
   return buf;
 }
 
-std::string backend_label(const std::string& backend) { return backend == "ref" ? "CPU (ref)" : "CPU"; }
+std::string backend_label(const std::string& backend) {
+  return backend == "ref" ? "CPU (ref)" : backend == "vulkan" ? "Vulkan" : "CPU";
+}
 
 // ---- argument parsing --------------------------------------------------------------------------
 
@@ -173,7 +175,8 @@ void usage() {
       "  -b,  --batch-size N        logical batch (default 2048)\n"
       "  -ub, --ubatch-size N       tokens per forward pass (default 512)\n"
       "  -o,  --output md|csv|json|jsonl   output format (default md)\n"
-      "  --backend cpu|ref          cpu: best kernels for this CPU; ref: scalar reference kernels\n"
+      "  --backend cpu|ref|vulkan   cpu: best kernels for this CPU; ref: scalar reference kernels;\n"
+      "                             vulkan: compute shaders; --device N picks the device\n"
       "  --kernel OPKEY=NAME        force a kernel (name or variant), e.g. gemv_q4_K=avx2 (repeatable)\n"
       "  --progress                 print progress to stderr\n");
 }

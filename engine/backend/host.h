@@ -46,6 +46,12 @@ class HostBackend : public Backend {
   }
   Vector upload_vector(const float* values, int64_t n) override { return Vector{values, n, nullptr}; }
   Table upload_table(const gguf::TensorInfo& t) override { return Table{&t, nullptr}; }
+  void write(Buffer& b, const void* src, size_t bytes, size_t offset = 0) override {
+    std::memcpy(static_cast<HostBuffer&>(b).data() + offset, src, bytes);
+  }
+  void read(const Buffer& b, void* dst, size_t bytes, size_t offset = 0) override {
+    std::memcpy(dst, static_cast<const HostBuffer&>(b).data() + offset, bytes);
+  }
 };
 
 std::shared_ptr<Backend> make_cpu_backend();  // cpu_backend.cpp

@@ -169,7 +169,7 @@ std::shared_ptr<Model> Model::load(const std::string& path, const LoadOptions& o
   auto model = std::make_shared<Model>(gguf::File::open(path));
   model->config_ = read_model_config(model->file_);
   model->arch_ = find_architecture(model->config_.arch);
-  model->backend_ = make_backend(opts.backend);
+  model->backend_ = make_backend(opts.backend, opts.device);
   model->kernel_policy_ = opts.kernels;
   model->bind_weights(opts.kernels);
   if (opts.print_plan) {
@@ -182,8 +182,10 @@ std::shared_ptr<Model> Model::load(const std::string& path, const LoadOptions& o
                    (long long)c.n_expert_used, (long long)c.n_ff_exp);
     else
       std::fprintf(stderr, ", ffn %lld", (long long)c.n_ff);
-    std::fprintf(stderr, "\ntessera: memory plan: weights %.3f GiB mmap'd zero-copy (%.3f B params)%s, backend %s\n",
-                 gib(model->weight_bytes_), static_cast<double>(model->n_params_) * 1e-9,
+    const bool host = model->backend_->kind() != ops::Backend::Vulkan && model->backend_->kind() != ops::Backend::Hip;
+    std::fprintf(stderr, "\ntessera: memory plan: weights %.3f GiB %s (%.3f B params)%s, backend %s\n",
+                 gib(model->weight_bytes_), host ? "mmap'd zero-copy" : "uploaded to the device",
+                 static_cast<double>(model->n_params_) * 1e-9,
                  model->weights_.tied_output ? ", output tied to token_embd" : "",
                  model->backend_->caps().describe().c_str());
   }

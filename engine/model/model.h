@@ -65,7 +65,8 @@ std::string supported_architectures();  // "qwen3moe, qwen3, qwen2, llama"
 ModelConfig read_model_config(const gguf::File& f);
 
 struct LoadOptions {
-  std::string backend = "cpu";  // "cpu" or "ref" (see make_backend)
+  std::string backend = "cpu";  // "cpu", "ref" or "vulkan" (see make_backend)
+  int device = -1;              // the backend's device (`tessera devices`); -1: its default
   ops::KernelPolicy kernels = ops::KernelPolicy::from_env();  // kernel overrides (--kernel, TESSERA_KERNELS)
   bool print_plan = true;       // print the weight memory plan to stderr
 };

@@ -1,6 +1,7 @@
 // Conformance against llama.cpp's goldens: for every model in tests/golden/logits and every case,
 // the prompt as one batch (all logits), then the golden greedy tokens fed one at a time (teacher
-// forcing); every row is compared with the f16 golden row (per-row NMSE, top-1 agreement).
+// forcing); every row is compared with the f16 golden row (per-row NMSE, top-1 agreement). Backends:
+// cpu and ref; built again as test_golden_logits_vulkan with TESSERA_TEST_BACKEND="vulkan".
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -24,6 +25,12 @@ using namespace tessera;
 using namespace tessera::engine;
 
 namespace {
+
+#ifdef TESSERA_TEST_BACKEND
+const std::vector<std::string> kBackends = {TESSERA_TEST_BACKEND};
+#else
+const std::vector<std::string> kBackends = {"cpu", "ref"};
+#endif
 
 const fs::path kGolden = TESSERA_GOLDEN_DIR;
 const fs::path kSource = TESSERA_SOURCE_DIR;
@@ -110,6 +117,13 @@ TEST_P(GoldenLogits, MatchesLlamaCpp) {
   if (!fs::exists(path))
     GTEST_SKIP() << name << ": model file missing: " << path.string()
                  << " (real model, fetched by scripts/setup.sh -> scripts/fetch_models.sh)";
+  if (backend == "vulkan") {
+    try {
+      make_backend(backend);
+    } catch (const std::exception& e) {
+      GTEST_SKIP() << "vulkan backend unavailable: " << e.what();
+    }
+  }
   LoadOptions lo;
   lo.print_plan = false;
   lo.backend = backend;
@@ -186,7 +200,7 @@ TEST_P(GoldenLogits, MatchesLlamaCpp) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Golden, GoldenLogits,
-                         ::testing::Combine(::testing::ValuesIn(golden_models()), ::testing::Values("cpu", "ref")),
+                         ::testing::Combine(::testing::ValuesIn(golden_models()), ::testing::ValuesIn(kBackends)),
                          [](const ::testing::TestParamInfo<std::tuple<std::string, std::string>>& info) {
                            std::string s = std::get<0>(info.param) + "_" + std::get<1>(info.param);
                            for (char& ch : s)

@@ -21,7 +21,7 @@ namespace tessera::cli {
 namespace {
 
 constexpr const char* kUsage =
-    "usage: tessera logits -m MODEL --prompt TEXT [--feed ID,ID,...] --out FILE [--backend cpu|ref]\n"
+    "usage: tessera logits -m MODEL --prompt TEXT [--feed ID,ID,...] --out FILE [--backend cpu|ref|vulkan] [--device N]\n"
     "                      [--kernel OPKEY=NAME] [-t N]\n"
     "\n"
     "Evaluates the prompt as one batch and writes float32 logits [rows][n_vocab] to FILE: one row per\n"

@@ -11,6 +11,7 @@ int cmd_kernels(int argc, char** argv);   // tools/cli/cmd_kernels.cpp: kernel r
 int cmd_bench(int argc, char** argv);     // bench/cmd_bench.cpp: llama-bench compatible
 int cmd_mkmodel(int argc, char** argv);   // tools/cli/cmd_mkmodel.cpp: synthetic models
 int cmd_quantize(int argc, char** argv);  // tools/cli/cmd_quantize.cpp
+int cmd_devices(int argc, char** argv);   // tools/cli/cmd_devices.cpp: Vulkan devices
 int cmd_serve(int argc, char** argv);     // server/cmd_serve.cpp
 
 }  // namespace tessera::cli

@@ -25,6 +25,7 @@ constexpr Command kCommands[] = {
     {"quantize", tessera::cli::cmd_quantize, "quantize a GGUF model"},
     {"mkmodel", tessera::cli::cmd_mkmodel, "make a random-weight model"},
     {"kernels", tessera::cli::cmd_kernels, "list the kernel registry"},
+    {"devices", tessera::cli::cmd_devices, "list the Vulkan devices (--device N)"},
 };
 
 void usage() {

@@ -1,0 +1,403 @@
+// The `vulkan` backend's Stream: every op is a compute dispatch recorded into one command buffer,
+// submitted at sync() (one submit per forward step, not per op), with a memory barrier after each
+// dispatch. Descriptor sets come from a pool reset at each sync. Shaders: shaders/*.comp.
+#include <cmath>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "core/error.h"
+#include "engine/backend/vulkan/vk_backend.h"
+#include "engine/model/model.h"
+
+namespace tessera::engine {
+
+namespace {
+
+using vk::fn;
+
+// Where begin() puts the batch in the batch buffer (uint words; shaders/common/batch.glsl).
+struct BatchLayout {
+  uint32_t tokens = 0, pos = 0, tbl = 0, out = 0;
+};
+
+struct Grid {
+  uint32_t x, y;
+};
+// n workgroups as x * y (x <= 65535, the smallest maximum Vulkan guarantees); shaders skip the excess.
+Grid split(uint64_t n) {
+  const uint64_t x = std::min<uint64_t>(std::max<uint64_t>(n, 1), 65535);
+  return {static_cast<uint32_t>(x), static_cast<uint32_t>((n + x - 1) / x)};
+}
+
+uint32_t u32(int64_t v) { return static_cast<uint32_t>(v); }
+
+bool has_matmul_shader(GgmlType t) {
+  switch (t) {
+    case GgmlType::F32: case GgmlType::F16: case GgmlType::BF16: case GgmlType::Q8_0: case GgmlType::Q4_0:
+    case GgmlType::Q4_1: case GgmlType::Q5_0: case GgmlType::Q5_1: case GgmlType::IQ4_NL: case GgmlType::Q4_K: case GgmlType::Q5_K: case GgmlType::Q6_K:
+      return true;
+    default: return false;
+  }
+}
+
+vk::Buf& dev_of(const std::shared_ptr<void>& p, const char* what) {
+  if (!p) throw_error("vulkan: {} was not uploaded to this backend", what);
+  return *static_cast<vk::Buf*>(p.get());
+}
+
+class VulkanStream final : public Stream {
+ public:
+  VulkanStream(std::shared_ptr<vk::Device> d, const ModelConfig& c) : hold_(std::move(d)), d_(*hold_), c_(c) {
+    VkDescriptorPoolSize ps{VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, kSets * vk::kBindings};
+    VkDescriptorPoolCreateInfo pi{VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO};
+    pi.maxSets = kSets;
+    pi.poolSizeCount = 1;
+    pi.pPoolSizes = &ps;
+    vk::check(fn.vkCreateDescriptorPool(d_.dev(), &pi, nullptr, &pool_), "vkCreateDescriptorPool");
+    VkCommandBufferAllocateInfo ai{VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO};
+    ai.commandPool = d_.pool();
+    ai.level = VK_COMMAND_BUFFER_LEVEL_PRIMARY;
+    ai.commandBufferCount = 1;
+    vk::check(fn.vkAllocateCommandBuffers(d_.dev(), &ai, &cb_), "vkAllocateCommandBuffers");
+    dummy_ = d_.buffer(16);
+    batch_ = d_.buffer(4096, true);
+    rope_ = d_.buffer(4096, true);
+  }
+  ~VulkanStream() override {
+    // Work recorded but never synced is dropped, not submitted: an exception may have unwound the
+    // buffers it names already.
+    if (recording_) fn.vkEndCommandBuffer(cb_);
+    fn.vkFreeCommandBuffers(d_.dev(), d_.pool(), 1, &cb_);
+    fn.vkDestroyDescriptorPool(d_.dev(), pool_, nullptr);
+  }
+
+  void begin(const Batch& b) override {
+    sync();  // the batch buffer is rewritten below
+    b_ = b;
+    const int64_t n = b.n_tokens;
+    std::vector<uint32_t> w(static_cast<size_t>(3 * n + b.n_out));
+    lay_ = {0, u32(n), u32(2 * n), u32(3 * n)};
+    for (int64_t t = 0; t < n; ++t) {
+      w[t] = static_cast<uint32_t>(b.tokens ? b.tokens[t] : 0);
+      w[n + t] = static_cast<uint32_t>(b.pos[t]);
+      w[2 * n + t] = u32(static_cast<int64_t>(w.size()));
+      if (b.block_table)  // the blocks its keys 0..pos lie in
+        for (int i = 0; i <= b.pos[t] / ops::kKvBlock; ++i) w.push_back(static_cast<uint32_t>(b.block_table[t][i]));
+    }
+    for (int64_t i = 0; i < b.n_out; ++i) w[3 * n + i] = static_cast<uint32_t>(b.out_rows[i]);
+    put(batch_, w.data(), w.size() * 4);
+    // cos/sin of every token's angles in double (f32 angles at large positions are off by ~1e-2),
+    // with the config's linear scaling and frequency factors (as RefStream::rope)
+    const int64_t half = c_.head_dim / 2;
+    std::vector<float> cs(static_cast<size_t>(std::max<int64_t>(n * half * 2, 1)));
+    for (int64_t t = 0; t < n; ++t)
+      for (int64_t i = 0; i < half; ++i) {
+        double th = c_.rope_freq_scale * b.pos[t] *
+                    std::pow(c_.rope_base, -2.0 * static_cast<double>(i) / static_cast<double>(c_.head_dim));
+        if (!c_.rope_freq_factors.empty()) th /= c_.rope_freq_factors[static_cast<size_t>(i)];
+        cs[(t * half + i) * 2] = static_cast<float>(std::cos(th));
+        cs[(t * half + i) * 2 + 1] = static_cast<float>(std::sin(th));
+      }
+    put(rope_, cs.data(), cs.size() * 4);
+  }
+
+  void embed(const Table& table, Buffer& x) override {
+    const gguf::TensorInfo& t = *table.tensor;
+    for (int64_t i = 0; i < b_.n_tokens; ++i)
+      if (b_.tokens[i] < 0 || b_.tokens[i] >= t.ne[1])
+        throw_error("token id {} is out of range (vocabulary of {})", b_.tokens[i], t.ne[1]);
+    check_type(t.type, "embedding table");
+    const uint32_t pc[] = {u32(t.ne[0]), u32(static_cast<int64_t>(t.row_bytes())), lay_.tokens};
+    dispatch("embed_" + std::string(type_name(t.type)), {&dev_of(table.device, "the embedding table"), batch_.get(), &vbuf(x)},
+             pc, sizeof pc, {u32(b_.n_tokens), 1});
+  }
+
+  void rmsnorm(const Buffer& x, Buffer& y, const Vector& w, int64_t rows) override {
+    if (rows <= 0) return;
+    struct {
+      uint32_t n, rows;
+      float eps;
+    } pc{u32(w.n), u32(rows), static_cast<float>(c_.eps)};
+    dispatch("rmsnorm", {&vbuf(x), &vbuf(y), &dev_of(w.device, "a norm weight")}, &pc, sizeof pc, split(static_cast<uint64_t>(rows)));
+  }
+
+  void rope(Buffer& x, int64_t n_head) override {
+    const uint32_t pc[] = {u32(n_head), u32(c_.head_dim), c_.rope_type == ops::RopeType::Neox ? 1u : 0u};
+    dispatch("rope", {&vbuf(x), rope_.get()}, pc, sizeof pc, {u32(n_head), u32(b_.n_tokens)});
+  }
+
+  void kv_store(KvStore& kv, int layer, const Buffer& k, const Buffer& v) override {
+    auto& s = static_cast<VkKv&>(kv);
+    const uint32_t pairs = u32(s.shape.n_head_kv * s.shape.head_dim / 2);
+    const uint32_t pc[] = {u32(b_.n_tokens), u32(s.shape.n_head_kv), u32(s.shape.head_dim), u32(s.shape.n_blocks),
+                           static_cast<uint32_t>(layer), lay_.pos, lay_.tbl};
+    dispatch("kv_store", {&vbuf(k), &vbuf(v), batch_.get(), s.k.get(), s.v.get()}, pc, sizeof pc,
+             {(pairs + 63) / 64, u32(b_.n_tokens)});
+  }
+
+  void kv_copy(KvStore& kv, int dst, int src) override {
+    auto& s = static_cast<VkKv&>(kv);
+    const size_t blk = static_cast<size_t>(ops::kKvBlock) * s.shape.n_head_kv * s.shape.head_dim * 2;
+    std::vector<VkBufferCopy> regions;
+    for (int l = 0; l < s.shape.n_layer; ++l)
+      regions.push_back({(static_cast<size_t>(l) * s.shape.n_blocks + src) * blk,
+                         (static_cast<size_t>(l) * s.shape.n_blocks + dst) * blk, blk});
+    record();
+    fn.vkCmdCopyBuffer(cb_, s.k->buf, s.k->buf, u32(static_cast<int64_t>(regions.size())), regions.data());
+    fn.vkCmdCopyBuffer(cb_, s.v->buf, s.v->buf, u32(static_cast<int64_t>(regions.size())), regions.data());
+    barrier();
+  }
+
+  void attention(KvStore& kv, int layer, const Buffer& q, Buffer& out) override {
+    auto& s = static_cast<VkKv&>(kv);
+    struct {
+      uint32_t n_head, n_head_kv, head_dim, n_blocks, layer, off_pos, off_tbl;
+      float scale;
+    } pc{u32(c_.n_head), u32(s.shape.n_head_kv), u32(s.shape.head_dim), u32(s.shape.n_blocks), static_cast<uint32_t>(layer),
+         lay_.pos, lay_.tbl, static_cast<float>(1.0 / std::sqrt(static_cast<double>(s.shape.head_dim)))};
+    dispatch("attention", {&vbuf(q), batch_.get(), s.k.get(), s.v.get(), &vbuf(out)}, &pc, sizeof pc,
+             {u32(c_.n_head), u32(b_.n_tokens)});
+  }
+
+  void matmul(std::span<const MatmulCall> calls) override {
+    const Buffer* last_x = nullptr;  // q, k and v often share x: quantize it once
+    GgmlType last_type = GgmlType::F32;
+    vk::Buf* xq = nullptr;
+    for (const MatmulCall& c : calls) {
+      const int64_t rows = c.rows < 0 ? b_.n_tokens : c.rows;
+      if (rows == 0) continue;
+      const ops::ActType act = ops::activation_type_for(c.w->view.type);
+      if (act == ops::ActType::F32) {
+        xq = &vbuf(*c.x);
+      } else if (c.x != last_x || ops::activation_type_for(last_type) != act) {
+        xq = quantize(act, vbuf(*c.x), c.w->view.n_in, rows);
+      }
+      last_x = c.x;
+      last_type = c.w->view.type;
+      gemv(*c.w, *xq, vbuf(*c.y), rows);
+    }
+  }
+
+  void add_bias(Buffer& y, const Vector& b, int64_t rows) override {
+    elementwise("add_bias", vbuf(y), dev_of(b.device, "a bias"), rows * b.n, b.n);
+  }
+  void add(Buffer& y, const Buffer& x, int64_t n) override { elementwise("add", vbuf(y), vbuf(x), b_.n_tokens * n, n); }
+  void swiglu(Buffer& g, const Buffer& u, int64_t n) override {
+    elementwise("swiglu", vbuf(g), vbuf(u), b_.n_tokens * n, n);
+  }
+
+  void route(const Buffer& logits, Buffer& ids, Buffer& w) override {
+    if (c_.n_expert > 512 || c_.n_expert_used > c_.n_expert)
+      throw_error("vulkan: route of {} of {} experts (at most 512)", c_.n_expert_used, c_.n_expert);
+    const uint32_t pc[] = {u32(c_.n_expert), u32(c_.n_expert_used)};
+    dispatch("route", {&vbuf(logits), &vbuf(ids), &vbuf(w)}, pc, sizeof pc, {u32(b_.n_tokens), 1});
+  }
+
+  // The routed experts of every token, all in one dispatch per stage (simple shaders for now): gate and
+  // up of each (token, slot) pair, silu(g) * u, down of each pair, then the weighted sum into x.
+  void moe(const Matrix& gate, const Matrix& up, const Matrix& down, const Buffer& h, const Buffer& ids,
+           const Buffer& w, Buffer& x) override {
+    const int64_t n = b_.n_tokens, K = c_.n_expert_used, pairs = n * K, E = down.view.n_out, F = gate.view.n_out;
+    if (n == 0) return;
+    vk::Buf& g = scratch(static_cast<size_t>(pairs * F) * sizeof(float));
+    vk::Buf& u = scratch(static_cast<size_t>(pairs * F) * sizeof(float));
+    vk::Buf& y = scratch(static_cast<size_t>(pairs * E) * sizeof(float));
+    vk::Buf* hq = activations(gate, vbuf(h), n);
+    moe_gemv(gate, *hq, g, vbuf(ids), pairs, K);
+    if (ops::activation_type_for(up.view.type) != ops::activation_type_for(gate.view.type)) hq = activations(up, vbuf(h), n);
+    moe_gemv(up, *hq, u, vbuf(ids), pairs, K);
+    elementwise("swiglu", g, u, pairs * F, F);
+    moe_gemv(down, *activations(down, g, pairs), y, vbuf(ids), pairs, 1);
+    const uint32_t pc[] = {u32(n * E), u32(E), u32(K)};
+    dispatch("moe_sum", {&vbuf(x), &y, &vbuf(w)}, pc, sizeof pc, split(static_cast<uint64_t>((n * E + 255) / 256)));
+  }
+
+  void gather_out_rows(const Buffer& x, Buffer& out) override {
+    if (b_.n_out == 0) return;
+    const uint32_t pc[] = {u32(c_.n_embd), lay_.out};
+    dispatch("gather", {&vbuf(x), batch_.get(), &vbuf(out)}, pc, sizeof pc, {1, u32(b_.n_out)});
+  }
+
+  void logits(const Matrix& w, const Vector& bias, const Buffer& h, float* host) override {
+    if (b_.n_out == 0) return;
+    const size_t n = static_cast<size_t>(b_.n_out * w.view.n_out);
+    std::shared_ptr<vk::Buf> out = d_.buffer(n * sizeof(float), true);
+    const ops::ActType act = ops::activation_type_for(w.view.type);
+    vk::Buf* x = act == ops::ActType::F32 ? &vbuf(h) : quantize(act, vbuf(h), w.view.n_in, b_.n_out);
+    gemv(w, *x, *out, b_.n_out);
+    if (bias) elementwise("add_bias", *out, dev_of(bias.device, "the output bias"), static_cast<int64_t>(n), bias.n);
+    after_sync_.push_back({out, host, n * sizeof(float)});
+  }
+
+  void sync() override {
+    flush();
+    scratch_used_ = 0;  // not at a mid-step flush: a quantized x may still be reused
+    for (const HostCopy& c : after_sync_) std::memcpy(c.dst, c.src->map, c.bytes);
+    after_sync_.clear();
+  }
+
+ private:
+  static constexpr uint32_t kSets = 2048;  // descriptor sets per pool; a longer step flushes midway
+
+  struct HostCopy {
+    std::shared_ptr<vk::Buf> src;
+    float* dst;
+    size_t bytes;
+  };
+
+  static void check_type(GgmlType t, const char* what) {
+    if (!has_matmul_shader(t))
+      throw_error("vulkan: {} of type {} has no shader yet (supported: f32 f16 bf16 q8_0 q4_0 q4_1 q5_0 q5_1 iq4_nl q4_K q5_K q6_K)",
+                  what, type_name(t));
+  }
+
+  // y[r] = W x[r] for `rows` rows of x (f32, already as the weight type's activations).
+  void gemv(const Matrix& w, vk::Buf& x, vk::Buf& y, int64_t rows) {
+    check_type(w.view.type, "a weight");
+    const uint32_t pc[] = {u32(w.view.n_in), u32(w.view.n_out), u32(rows), u32(static_cast<int64_t>(w.view.row_bytes)), 0,
+                           u32(w.view.n_in), u32(w.view.n_out), 0, 1};
+    dispatch("matmul_" + std::string(type_name(w.view.type)), {&dev_of(w.device, "a weight"), &x, &y}, pc, sizeof pc,
+             split(static_cast<uint64_t>(w.view.n_out)));
+  }
+
+  // Expert matrices of a stack for `pairs` (token, slot) pairs: y[z] = W_ids[z] x[z / x_div].
+  void moe_gemv(const Matrix& w, vk::Buf& x, vk::Buf& y, vk::Buf& ids, int64_t pairs, int64_t x_div) {
+    check_type(w.view.type, "an expert weight");
+    const uint32_t pc[] = {u32(w.view.n_in), u32(w.view.n_out), 1, u32(static_cast<int64_t>(w.view.row_bytes)), 0,
+                           u32(w.view.n_in), u32(w.view.n_out), u32(static_cast<int64_t>(w.mat_stride)), u32(x_div)};
+    const Grid g = split(static_cast<uint64_t>(w.view.n_out));
+    dispatch("matmul_moe_" + std::string(type_name(w.view.type)), {&dev_of(w.device, "an expert stack"), &x, &y, &ids}, pc,
+             sizeof pc, g, u32(pairs));
+  }
+
+  // x's `rows` rows as the activations w's type wants (x itself for f32 weights).
+  vk::Buf* activations(const Matrix& w, vk::Buf& x, int64_t rows) {
+    const ops::ActType act = ops::activation_type_for(w.view.type);
+    return act == ops::ActType::F32 ? &x : quantize(act, x, w.view.n_in, rows);
+  }
+
+  // x's first `rows` rows of n_in values as the activations of this type (shaders/quantize.comp).
+  vk::Buf* quantize(ops::ActType act, vk::Buf& x, int64_t n_in, int64_t rows) {
+    const int64_t block = act == ops::ActType::Q8_K ? 256 : 32;
+    const bool q8 = act == ops::ActType::Q8_0 || act == ops::ActType::Q8_K;
+    if (q8 && n_in % block)
+      throw_error("vulkan: rows of {} values cannot be quantized to {} (blocks of {})", n_in, ops::act_type_name(act), block);
+    vk::Buf& out = scratch(static_cast<size_t>(rows * n_in) * sizeof(float));
+    const uint32_t pc[] = {u32(n_in), u32(n_in)};
+    dispatch("quantize_" + std::string(ops::act_type_name(act)), {&x, &out}, pc, sizeof pc,
+             {u32((n_in + block - 1) / block), u32(rows)});
+    return &out;
+  }
+
+  void elementwise(const char* op, vk::Buf& y, vk::Buf& x, int64_t n, int64_t bn) {
+    if (n <= 0) return;
+    const uint32_t pc[] = {u32(n), u32(bn)};
+    dispatch(op, {&y, &x}, pc, sizeof pc, split(static_cast<uint64_t>((n + 255) / 256)));
+  }
+
+  // A scratch buffer of at least n bytes for this step (reused after the next sync).
+  vk::Buf& scratch(size_t n) {
+    if (scratch_used_ == scratch_.size() || scratch_[scratch_used_]->bytes < n) {
+      if (scratch_used_ < scratch_.size()) keep_.push_back(scratch_[scratch_used_]);  // still used by recorded work
+      std::shared_ptr<vk::Buf> b = d_.buffer(n);
+      if (scratch_used_ == scratch_.size()) scratch_.push_back(b);
+      else scratch_[scratch_used_] = b;
+    }
+    return *scratch_[scratch_used_++];
+  }
+
+  // Host data into a host-visible buffer, grown when too small (only between steps: begin() synced).
+  void put(std::shared_ptr<vk::Buf>& b, const void* src, size_t n) {
+    if (b->bytes < n) b = d_.buffer(n * 2, true);
+    std::memcpy(b->map, src, n);
+  }
+
+  void record() {
+    if (recording_) return;
+    VkCommandBufferBeginInfo bi{VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO};
+    bi.flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT;
+    vk::check(fn.vkResetCommandBuffer(cb_, 0), "vkResetCommandBuffer");
+    vk::check(fn.vkBeginCommandBuffer(cb_, &bi), "vkBeginCommandBuffer");
+    recording_ = true;
+  }
+
+  // Every later command sees what earlier ones wrote (and the host, after the submit's fence).
+  void barrier(VkPipelineStageFlags dst_stage = VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT,
+               VkAccessFlags dst = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_READ_BIT |
+                                   VK_ACCESS_TRANSFER_WRITE_BIT) {
+    VkMemoryBarrier mb{VK_STRUCTURE_TYPE_MEMORY_BARRIER};
+    mb.srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT;
+    mb.dstAccessMask = dst;
+    fn.vkCmdPipelineBarrier(cb_, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT, dst_stage, 0, 1, &mb,
+                            0, nullptr, 0, nullptr);
+  }
+
+  void dispatch(const std::string& shader, std::initializer_list<vk::Buf*> bufs, const void* push, size_t push_bytes, Grid g,
+                uint32_t gz = 1) {
+    const VkPipeline pipe = d_.pipeline(shader);
+    if (sets_used_ == kSets) flush();
+    record();
+    VkDescriptorSetAllocateInfo ai{VK_STRUCTURE_TYPE_DESCRIPTOR_SET_ALLOCATE_INFO};
+    ai.descriptorPool = pool_;
+    ai.descriptorSetCount = 1;
+    const VkDescriptorSetLayout layout = d_.set_layout();
+    ai.pSetLayouts = &layout;
+    VkDescriptorSet set;
+    vk::check(fn.vkAllocateDescriptorSets(d_.dev(), &ai, &set), "vkAllocateDescriptorSets");
+    ++sets_used_;
+    VkDescriptorBufferInfo info[vk::kBindings];
+    VkWriteDescriptorSet wr[vk::kBindings];
+    auto it = bufs.begin();
+    for (int i = 0; i < vk::kBindings; ++i) {
+      const vk::Buf* b = it != bufs.end() ? *it++ : dummy_.get();
+      info[i] = {b->buf, 0, VK_WHOLE_SIZE};
+      wr[i] = {VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET};
+      wr[i].dstSet = set;
+      wr[i].dstBinding = static_cast<uint32_t>(i);
+      wr[i].descriptorCount = 1;
+      wr[i].descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER;
+      wr[i].pBufferInfo = &info[i];
+    }
+    fn.vkUpdateDescriptorSets(d_.dev(), vk::kBindings, wr, 0, nullptr);
+    fn.vkCmdBindPipeline(cb_, VK_PIPELINE_BIND_POINT_COMPUTE, pipe);
+    fn.vkCmdBindDescriptorSets(cb_, VK_PIPELINE_BIND_POINT_COMPUTE, d_.pipeline_layout(), 0, 1, &set, 0, nullptr);
+    fn.vkCmdPushConstants(cb_, d_.pipeline_layout(), VK_SHADER_STAGE_COMPUTE_BIT, 0, static_cast<uint32_t>(push_bytes), push);
+    fn.vkCmdDispatch(cb_, g.x, g.y, gz);
+    barrier();
+  }
+
+  // Submits what was recorded and waits (a step's end, or a full descriptor pool).
+  void flush() {
+    if (!recording_) return;
+    barrier(VK_PIPELINE_STAGE_HOST_BIT, VK_ACCESS_HOST_READ_BIT);
+    recording_ = false;
+    vk::check(fn.vkEndCommandBuffer(cb_), "vkEndCommandBuffer");
+    d_.submit_wait(cb_);
+    vk::check(fn.vkResetDescriptorPool(d_.dev(), pool_, 0), "vkResetDescriptorPool");
+    sets_used_ = 0;
+    keep_.clear();
+  }
+
+  std::shared_ptr<vk::Device> hold_;  // the device outlives the stream
+  vk::Device& d_;
+  const ModelConfig& c_;
+  Batch b_;
+  BatchLayout lay_;
+  VkCommandBuffer cb_ = VK_NULL_HANDLE;
+  VkDescriptorPool pool_ = VK_NULL_HANDLE;
+  bool recording_ = false;
+  uint32_t sets_used_ = 0;
+  std::shared_ptr<vk::Buf> dummy_, batch_, rope_;
+  std::vector<std::shared_ptr<vk::Buf>> scratch_, keep_;
+  size_t scratch_used_ = 0;
+  std::vector<HostCopy> after_sync_;
+};
+
+}  // namespace
+
+std::unique_ptr<Stream> make_vulkan_stream(std::shared_ptr<vk::Device> dev, const ModelConfig& c, const StreamOptions&) {
+  return std::make_unique<VulkanStream>(std::move(dev), c);
+}
+
+}  // namespace tessera::engine
