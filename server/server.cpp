@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 
 #include "core/error.h"
+#include "engine/backend/backend.h"
 #include "server/routes.h"
 
 namespace tessera::server {
@@ -65,8 +66,9 @@ std::vector<ModelSpec> model_specs(const ServerOptions& opts) {
   finish_specs(specs, opts.ctx_size, opts.parallel, opts.kv_tokens);
   for (ModelSpec& m : specs) {
     if (m.backend.empty()) m.backend = opts.load.backend;
-    if (m.backend != "cpu" && m.backend != "ref")
-      throw_error("model '{}': backend '{}' is not available in this build (available: cpu, ref)", m.name, m.backend);
+    const std::string names = engine::backend_names();  // "cpu, ref[, vulkan]"
+    if ((", " + names + ",").find(", " + m.backend + ",") == std::string::npos)
+      throw_error("model '{}': backend '{}' is not available in this build (available: {})", m.name, m.backend, names);
   }
   return specs;
 }

@@ -85,10 +85,14 @@ class Server:
         self.host = "127.0.0.1"
 
     def command(self):
-        cmd = [binary(), "serve", "-m", self.model, "--host", "127.0.0.1", "--port", str(self.port)]
+        # TESSERA_SERVE_LAUNCHER runs the server through a launcher (scripts/lavapipe.sh for the Vulkan
+        # backend on lavapipe); TESSERA_SERVE_FLAGS adds flags to every server (e.g. --backend vulkan).
+        launcher = os.environ.get("TESSERA_SERVE_LAUNCHER", "").split()
+        extra = os.environ.get("TESSERA_SERVE_FLAGS", "").split()
+        cmd = launcher + [binary(), "serve", "-m", self.model, "--host", "127.0.0.1", "--port", str(self.port)]
         if self.name:
             cmd += ["--replica-name", self.name]
-        return cmd + self.flags
+        return cmd + extra + self.flags
 
     def start(self):
         cmd = self.command()
