@@ -68,12 +68,13 @@ DeviceCaps host_caps(Backend backend) {
 }
 
 void KernelRegistry::add(Op op, Backend backend, GgmlType wtype, std::string variant, int priority,
-                         int64_t row_block, SupportsFn supports, MatmulFn run, int64_t max_tokens) {
+                         int64_t row_block, SupportsFn supports, MatmulFn run, int64_t max_tokens,
+                         std::optional<ActType> act) {
   MatmulKernel k;
   k.op = op;
   k.backend = backend;
   k.wtype = wtype;
-  k.act = activation_type_for(wtype);
+  k.act = act.value_or(activation_type_for(wtype));
   k.name = op_key(op, wtype) + "_" + std::string(act_type_name(k.act)) + "_" + variant;
   k.variant = std::move(variant);
   k.priority = priority;

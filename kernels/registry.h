@@ -5,6 +5,7 @@
 #pragma once
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -105,9 +106,10 @@ std::string variant_cpu_needs(std::string_view variant);
 // The registry's builder, handed to the registration functions below.
 class KernelRegistry {
  public:
-  // Adds a kernel named <op>_<wtype>_<act>_<variant>; act follows from wtype. max_tokens 0: gemv 1, gemm any.
+  // Adds a kernel named <op>_<wtype>_<act>_<variant>; act follows from wtype unless given (a kernel that
+  // consumes another activation format than the type's usual one). max_tokens 0: gemv 1, gemm any.
   void add(Op op, Backend backend, GgmlType wtype, std::string variant, int priority, int64_t row_block,
-           SupportsFn supports, MatmulFn run, int64_t max_tokens = 0);
+           SupportsFn supports, MatmulFn run, int64_t max_tokens = 0, std::optional<ActType> act = std::nullopt);
   const std::vector<MatmulKernel>& kernels() const { return kernels_; }
   // Adds a kernel of one of the smaller ops, named <op_key>_<variant>.
   void add_op(std::string op_key, Backend backend, std::string variant, int priority, OpSupportsFn supports,

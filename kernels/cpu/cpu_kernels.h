@@ -16,6 +16,11 @@ void gemm_float_avx512(const MatmulArgs& a);
 void gemm_float_avx2(const MatmulArgs& a);
 void gemm_float_scalar(const MatmulArgs& a);
 
+// Quantized weights decoded to f32 tiles with f32 activations (Q4_1 / Q5_1: see gemm_dequant.h).
+void gemm_dequant_f32_avx512(const MatmulArgs& a);
+void gemm_dequant_f32_avx2(const MatmulArgs& a);
+void gemm_dequant_f32_scalar(const MatmulArgs& a);
+
 // Fused single-token kernels that decode and dot in registers (memory-bound decode).
 void gemv_q4_K_avx512(const MatmulArgs& a);
 void gemv_q6_K_avx512(const MatmulArgs& a);

@@ -3,6 +3,7 @@
 #include "kernels/cpu/cpu_kernels.h"
 #include "kernels/cpu/gemm_avx2_body.h"
 #include "kernels/cpu/gemm_driver.h"
+#include "kernels/cpu/gemm_dequant.h"
 #include "kernels/cpu/simd256.h"
 
 namespace tessera::ops {
@@ -71,5 +72,7 @@ void gemm_q8_tiles_avx2(const MatmulArgs& a) {
 void gemm_float_avx2(const MatmulArgs& a) {
   gemm_float_by_type<2, FloatBlock256>(a);
 }
+
+void gemm_dequant_f32_avx2(const MatmulArgs& a) { gemm_dequant_f32<gemm_float_avx2>(a); }
 
 }  // namespace tessera::ops

@@ -9,6 +9,7 @@
 #include "kernels/cpu/cpu_kernels.h"
 #include "kernels/cpu/gemm_driver.h"
 #include "kernels/cpu/simd256.h"
+#include "kernels/cpu/gemm_dequant.h"
 #include "kernels/cpu/unpack.h"
 
 namespace tessera::ops {
@@ -330,5 +331,7 @@ void gemm_q8_tiles_avx512(const MatmulArgs& a) {
 void gemm_float_avx512(const MatmulArgs& a) {
   gemm_float_by_type<4, FloatBlock512>(a);
 }
+
+void gemm_dequant_f32_avx512(const MatmulArgs& a) { gemm_dequant_f32<gemm_float_avx512>(a); }
 
 }  // namespace tessera::ops

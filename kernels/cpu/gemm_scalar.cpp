@@ -2,6 +2,7 @@
 // as the SIMD kernels with plain integer loops, and f32 dot products for the float types.
 #include "gguf/half.h"
 #include "kernels/cpu/cpu_kernels.h"
+#include "kernels/cpu/gemm_dequant.h"
 #include "kernels/cpu/scratch.h"
 #include "kernels/cpu/unpack.h"
 
@@ -79,5 +80,7 @@ void gemm_float_scalar(const MatmulArgs& args) {
     }
   }
 }
+
+void gemm_dequant_f32_scalar(const MatmulArgs& a) { gemm_dequant_f32<gemm_float_scalar>(a); }
 
 }  // namespace tessera::ops

@@ -26,7 +26,7 @@ bool is_float(GgmlType t) { return t == GgmlType::F32 || t == GgmlType::F16 || t
 
 void register_cpu_kernels(KernelRegistry& r) {
   // Priorities: avx512_fused 40 > avx512 30 > avxvnni_fused 28 > avx2_fused 26 > avxvnni 20 > avx2 15 >
-  // scalar 10 > ref 0.
+  // scalar 10 > ref 0 (Q4_1 / Q5_1 f32-activation kernels: 35 / 25 / 12).
   for (GgmlType t : matmul_weight_types()) {
     for (Op op : {Op::Gemv, Op::Gemm}) {
       if (is_float(t)) {
@@ -39,6 +39,16 @@ void register_cpu_kernels(KernelRegistry& r) {
         r.add(op, Backend::Cpu, t, "avx2", 15, 8, avx2, gemm_q8_tiles_avx2);
         r.add(op, Backend::Cpu, t, "scalar", 10, 8, any_cpu, gemm_q8_tiles_scalar);
       }
+    }
+  }
+  // Q4_1 / Q5_1 decoded to f32 and multiplied with f32 activations, above every int8 kernel of their
+  // level: on real models (SmolLM2) Q8_1 activations made the logits noisier than llama.cpp's, and these
+  // types are small-model formats where the float FMAs cost little (issue 15).
+  for (GgmlType t : {GgmlType::Q4_1, GgmlType::Q5_1}) {
+    for (Op op : {Op::Gemv, Op::Gemm}) {
+      r.add(op, Backend::Cpu, t, "avx512", 35, 16, avx512, gemm_dequant_f32_avx512, 0, ActType::F32);
+      r.add(op, Backend::Cpu, t, "avx2", 25, 16, avx2, gemm_dequant_f32_avx2, 0, ActType::F32);
+      r.add(op, Backend::Cpu, t, "scalar", 12, 16, any_cpu, gemm_dequant_f32_scalar, 0, ActType::F32);
     }
   }
   // fused single-token kernels (decode)

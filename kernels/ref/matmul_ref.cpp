@@ -67,6 +67,9 @@ void register_ref_kernels(KernelRegistry& r) {
     r.add(Op::Gemv, Backend::Ref, t, "ref", 0, 1, ref_supports, matmul_ref);
     r.add(Op::Gemm, Backend::Ref, t, "ref", 0, 1, ref_supports, matmul_ref);
   }
+  // Q4_1 / Q5_1 with f32 activations: the truth of the CPU's gemm_dequant_f32 kernels.
+  for (GgmlType t : {GgmlType::Q4_1, GgmlType::Q5_1})
+    for (Op op : {Op::Gemv, Op::Gemm}) r.add(op, Backend::Ref, t, "ref", 0, 1, ref_supports, matmul_ref, 0, ActType::F32);
 }
 
 }  // namespace tessera::ops

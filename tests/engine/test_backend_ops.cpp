@@ -126,6 +126,20 @@ double matmul_budget(GgmlType t) { return is_float(t) ? 1e-10 : 1e-8; }
 // a wrong expert, weight or dropped slot (>1e-2).
 double moe_budget(GgmlType t) { return is_float(t) ? 1e-8 : 1e-5; }
 
+// The ref kernels with the activation format the backend under test uses for weights of type t: the
+// CPU's default Q4_1 / Q5_1 kernels take f32 activations, ref's default (and Vulkan) Q8_1.
+ops::KernelPolicy ref_policy(GgmlType t) {
+  ops::KernelPolicy p;
+  if (kUnderTest != "cpu") return p;
+  for (ops::Op op : {ops::Op::Gemv, ops::Op::Gemm}) {
+    const ops::MatmulShape shape{t, 256, 16, op == ops::Op::Gemv ? 1 : 64};
+    const ops::MatmulKernel& k = ops::KernelPolicy().choose(shape, ops::host_caps());
+    const std::string key = ops::op_key(op, t);
+    p.set(key, key + "_" + std::string(ops::act_type_name(k.act)) + "_ref");
+  }
+  return p;
+}
+
 // ---- shapes ----
 // Qwen3-30B-A3B, except: 2 layers, a 1000-token vocabulary (the scalar ref computes the logits), and
 // expert stacks of `n_expert` given per test (the router uses the real 128).
@@ -311,7 +325,8 @@ class Twin {
     w->info.ne = {n_in, n_out, n_mat, 1};
     w->info.data = w->bytes.data();
     w->info.nbytes = w->bytes.size();
-    for (int s : {kCpu, kRef}) w->m[s] = be_[s]->upload_matrix(w->info, ops::KernelPolicy());
+    w->m[kCpu] = be_[kCpu]->upload_matrix(w->info, ops::KernelPolicy());
+    w->m[kRef] = be_[kRef]->upload_matrix(w->info, ref_policy(t));
     weights_.push_back(std::move(w));
     return *weights_.back();
   }

@@ -60,24 +60,24 @@ std::vector<std::string> golden_models() {
 
 // What a case's rows must meet. Random-weight fixtures (issue 5): median row NMSE 1.3e-4 (MoE files),
 // 2e-4 (dense Q4_K_M), 1e-4 (dense Q8_0 / BF16); worst 3e-3; 98% of rows within 6e-4; top-1 90%.
-// The real SmolLM2-135M Q4_1 (issue 15) is noisier: Q8_1 rounding of the activations makes every
-// engine one draw of the same noise, so the bars come from how far llama.cpp and the exact answer (the
-// float64 oracle, ../shared/tools/refmodel.py) are from each other on each case:
-// - code_python: the issue's bars (median 6e-4, p98 1e-2, top-1 88%), worst 2.5e-2 instead of 2e-2.
-//   llama.cpp against itself (batch vs one token at a time) reaches 1.6e-2, against the oracle 8.8e-3;
-//   the oracle against these goldens 9.5e-3. Tessera's AVX-512 path measures 2.2e-2 on row 49, where it is
-//   1.2e-2 from the oracle and llama.cpp 2.0e-3 (ref 1.3e-2, AVX2 1.4e-2).
-// - chat: llama.cpp is far from the exact answer here (the oracle against these goldens: median 1.2e-3,
-//   p98 2.2e-2, worst 8.2e-2); Tessera measures median 1.2e-3 / 1.5e-3 (cpu / ref), p98 8.5e-3 / 1.1e-2,
-//   worst 9.9e-3 / 1.1e-2. Bars: median 2e-3, p98 2e-2, worst 3e-2, top-1 88%. A real fault costs far
-//   more (NEOX pairs instead of NORM: median 0.41 on code_python).
+// The real SmolLM2-135M Q4_1 (issue 15) is noisier, and llama.cpp's goldens are one draw of the noise its
+// Q8_1 activation rounding adds (the float64 oracle, ../shared/tools/refmodel.py, is the exact answer):
+// - code_python: the issue's bars (median 6e-4, p98 1e-2, worst 2e-2, top-1 88%). llama.cpp against itself
+//   (batch vs one token at a time) reaches 1.6e-2, against the oracle 8.8e-3. Tessera's cpu backend, whose
+//   Q4_1 kernels take f32 activations, is within 1e-3 of the oracle; it measures median 5.3e-4, p98 8.2e-3,
+//   worst 1.25e-2 here; ref (llama.cpp's int8 arithmetic) 4.8e-4 / 8.8e-3 / 1.25e-2.
+// - chat: llama.cpp is far from the exact answer (the oracle against these goldens: median 1.2e-3, p98
+//   2.2e-2, worst 8.2e-2 on row 19); cpu, being near the oracle, measures the same (1.15e-3 / 2.1e-2 /
+//   8.3e-2), ref 1.5e-3 / 1.1e-2 / 1.1e-2. Bars: median 2e-3, p98 3e-2, worst 1e-1, top-1 88%; the tight
+//   check of this case is against the oracle (test_real_model_fidelity). A real fault costs far more
+//   (NEOX pairs instead of NORM: median 0.41 on code_python).
 struct Budget {
   double median, p98, worst, within_pct, top1_pct;  // within_pct: rows with NMSE <= 6e-4
 };
 Budget budget_of(const std::string& model, const std::string& case_name) {
   if (kRealModels.count(model)) {
-    if (case_name == "chat") return {2e-3, 2e-2, 3e-2, 0.0, 88.0};
-    return {6e-4, 1e-2, 2.5e-2, 0.0, 88.0};
+    if (case_name == "chat") return {2e-3, 3e-2, 1e-1, 0.0, 88.0};
+    return {6e-4, 1e-2, 2e-2, 0.0, 88.0};
   }
   const bool dense = model.find("qwen3-") != std::string::npos || model.find("qwen2-") != std::string::npos;
   const double median = !dense ? 1.3e-4 : model.find("q4_k_m") != std::string::npos ? 2e-4 : 1e-4;

@@ -144,8 +144,8 @@ void check_forced_through_matmul(const MatmulKernel& k, const DeviceCaps& caps) 
   const auto x = random_activations(n_in * 3, 7);
   const WeightView v1{t, w1.data(), n_in, n_out, row_bytes(t, n_in)}, v2{t, w2.data(), n_in, n_out, row_bytes(t, n_in)};
   std::vector<float> want(static_cast<size_t>(n_out * n_tok));
-  KernelPolicy ref;
-  ref.set(op_key(k.op, t), "ref");
+  KernelPolicy ref;  // the reference twin with the same activation format
+  ref.set(op_key(k.op, t), op_key(k.op, t) + "_" + std::string(act_type_name(k.act)) + "_ref");
   const BoundMatmul ref_bound = BoundMatmul::bind(ref, t, n_in, n_out, caps);
   matmul(MatmulJob{v2, x.data(), n_in, n_tok, want.data(), n_out, &ref_bound}, pool);
   KernelPolicy forced;

@@ -57,17 +57,21 @@ double nmse(const float* ref, const float* got, int64_t n) {
 struct Thresholds {
   double median_max, p98_max, worst_max, top1_min;
 };
-Thresholds thresholds_of(const std::string& name) {
+Thresholds thresholds_of(const std::string& name, const std::string& backend) {
   // Qwen2.5 (8 rows): llama.cpp's CPU backend (flash attention on / off: median 5.3e-4 / 4.2e-4, worst
   // 1.8e-3 / 3.0e-3) and Tessera (cpu at avx512 and avx2 levels, ref: median 4.5e-4 to 7.3e-4, worst
   // 2.2e-3 to 2.3e-3) measured on these 8 rows, plus headroom for the noise of activation quantization
   // (README.md). p98 of 8 rows is the worst.
   if (name == "qwen2.5-coder-0.5b-fim128") return {1e-3, 3.5e-3, 3.5e-3, 7.0 / 8.0};
-  // SmolLM2 (113 rows): llama.cpp's goldens against this oracle: median 3.95e-4, p98 7.1e-3, worst 8.8e-3,
-  // top-1 89.4%. Tessera: p98 4.8e-3 to 5.9e-3, median 3.9e-4 to 4.9e-4 depending on the kernels (Q8_1
-  // activation rounding makes each implementation one draw of the same noise; README.md has the table).
-  // The median bar is llama.cpp's 3.95e-4 plus the spread measured across Tessera's kernel variants.
-  if (name == "smollm2-135m-code_python") return {6e-4, 7.1e-3, 2e-2, 0.88};
+  // SmolLM2 (issue 15: at least as close as llama.cpp). cpu: llama.cpp's own figures against this oracle
+  // (the case's README.md); its Q4_1 kernels take f32 activations and land ~10x closer. ref computes
+  // llama.cpp's int8 arithmetic (Q8_1 activations): one draw of the same noise as llama.cpp, so it gets
+  // llama.cpp's level plus the spread measured across such draws (median 3.9e-4 to 4.9e-4).
+  const bool exact_acts = backend == "cpu";
+  if (name == "smollm2-135m-code_python")
+    return exact_acts ? Thresholds{3.95e-4, 7.1e-3, 8.8e-3, 101.0 / 113} : Thresholds{6e-4, 7.1e-3, 2e-2, 0.88};
+  if (name == "smollm2-135m-chat")
+    return exact_acts ? Thresholds{1.18e-3, 2.2e-2, 8.2e-2, 0.96} : Thresholds{2e-3, 3e-2, 1e-1, 0.88};
   ADD_FAILURE() << "no thresholds for fidelity case " << name;
   return {0, 0, 0, 0};
 }
@@ -126,7 +130,7 @@ TEST_P(RealModelFidelity, MatchesFloat64Oracle) {
   const std::string name = std::get<0>(GetParam());
   const std::string backend = std::get<1>(GetParam());
   const fs::path dir = kData / name;
-  const Thresholds th = thresholds_of(name);
+  const Thresholds th = thresholds_of(name, backend);
   std::ifstream jf(dir / "case.json");
   ASSERT_TRUE(jf.good()) << dir;
   const nlohmann::json c = nlohmann::json::parse(jf);

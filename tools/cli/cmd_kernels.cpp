@@ -2,10 +2,13 @@
 // types, variant, priority, whether this CPU runs it, whether dispatch picks it by default): the matmul
 // kernels, then those of the smaller ops (attention, activation quantization, element-wise).
 // --markdown prints the lists and an op x type x variant coverage table (docs/kernels.md is made from it).
+#include <algorithm>
 #include <cstdio>
 #include <map>
 #include <set>
 #include <string>
+#include <tuple>
+#include <vector>
 
 #include "core/error.h"
 #include "kernels/registry.h"
@@ -69,26 +72,28 @@ void print_markdown(const DeviceCaps& caps) {
   std::printf("Kernels registered in this build (`tessera kernels list --markdown`). \"here\" = supported on the\n");
   std::printf("machine that generated this table (%s); \"default\" = what dispatch picks\n", caps.describe().c_str());
   std::printf("for a 2048-wide row (gemv: 1 token, gemm: 64 tokens) with no override.\n\n");
-  // coverage: op x weight type -> variants
+  // coverage: (op, weight type, activation type) -> variants, in registration order of first appearance
   std::set<std::string> variants;
-  std::map<std::pair<std::string, std::string>, std::set<std::string>> have;
+  std::vector<std::tuple<Op, GgmlType, ActType>> rows;
+  std::map<std::tuple<Op, GgmlType, ActType>, std::set<std::string>> have;
   for (const MatmulKernel& k : matmul_kernels()) {
     variants.insert(k.variant);
-    have[{std::string(op_name(k.op)), std::string(type_name(k.wtype))}].insert(k.variant);
+    const auto key = std::make_tuple(k.op, k.wtype, k.act);
+    if (!have.count(key)) rows.push_back(key);
+    have[key].insert(k.variant);
   }
+  std::sort(rows.begin(), rows.end());
   std::printf("## Coverage (op x weight type x variant)\n\n| op | weight | activation |");
   for (const std::string& v : variants) std::printf(" %s |", v.c_str());
   std::printf("\n|---|---|---|");
   for (size_t i = 0; i < variants.size(); ++i) std::printf("---|");
   std::printf("\n");
-  for (Op op : {Op::Gemv, Op::Gemm}) {
-    for (GgmlType t : matmul_weight_types()) {
-      const auto& vs = have[{std::string(op_name(op)), std::string(type_name(t))}];
-      std::printf("| %s | %s | %s |", std::string(op_name(op)).c_str(), std::string(type_name(t)).c_str(),
-                  std::string(act_type_name(activation_type_for(t))).c_str());
-      for (const std::string& v : variants) std::printf(" %s |", vs.count(v) ? "x" : "");
-      std::printf("\n");
-    }
+  for (const auto& [op, t, act] : rows) {
+    const auto& vs = have[{op, t, act}];
+    std::printf("| %s | %s | %s |", std::string(op_name(op)).c_str(), std::string(type_name(t)).c_str(),
+                std::string(act_type_name(act)).c_str());
+    for (const std::string& v : variants) std::printf(" %s |", vs.count(v) ? "x" : "");
+    std::printf("\n");
   }
   std::printf("\n## All kernels\n\n| name | backend | op | weight | activation | variant | priority | here | default |\n");
   std::printf("|---|---|---|---|---|---|---|---|---|\n");
