@@ -21,14 +21,22 @@ using namespace tessera::engine;
 
 namespace {
 
-std::shared_ptr<Model> load(const char* name) {
+std::shared_ptr<Model> load(const char* name, const char* kernels = "") {
   LoadOptions lo;
   lo.print_plan = false;
+  if (*kernels) lo.kernels.parse(kernels);
   return Model::load((fs::path(TESSERA_GOLDEN_DIR) / "models" / name).string(), lo);
 }
 
 std::shared_ptr<Model> tiny() {
   static auto m = load("tiny-q8_0.gguf");
+  return m;
+}
+
+// The same model with the reference kernels, whose results do not depend on how many tokens a step
+// holds: a recomputed prompt then gives bit-identical logits, so even sampled text must match.
+std::shared_ptr<Model> tiny_ref_kernels() {
+  static auto m = load("tiny-q8_0.gguf", "*=ref");
   return m;
 }
 
@@ -79,8 +87,9 @@ std::shared_ptr<Observed> observe(Scheduler& s, std::vector<int32_t> prompt, con
 }
 
 // The reference: the request alone in its own context.
-std::shared_ptr<Observed> run_alone(const std::vector<int32_t>& prompt, const GenerateParams& p) {
-  Context ctx(tiny(), opts(1));
+std::shared_ptr<Observed> run_alone(const std::vector<int32_t>& prompt, const GenerateParams& p,
+                                    std::shared_ptr<Model> model = tiny()) {
+  Context ctx(std::move(model), opts(1));
   Scheduler s(ctx);
   auto o = observe(s, prompt, p);
   s.run_until_idle();
@@ -115,12 +124,47 @@ Diff compare(const Observed& a, const Observed& b) {
 constexpr double kGoldenNmse = 6e-4;
 constexpr double kExactNmse = 1e-6;  // same kernels: chunking and the prefix cache change nothing
 
+// The gap between the two largest logits of a row, and the largest difference between two rows.
+double top2_gap(const std::vector<float>& row) {
+  float a = -INFINITY, b = -INFINITY;
+  for (float v : row) {
+    if (v > a) b = a, a = v;
+    else if (v > b) b = v;
+  }
+  return static_cast<double>(a) - b;
+}
+double max_abs_diff(const std::vector<float>& x, const std::vector<float>& y) {
+  double m = 0;
+  for (size_t i = 0; i < std::min(x.size(), y.size()); ++i) m = std::max(m, std::abs(static_cast<double>(x[i]) - y[i]));
+  return m;
+}
+
 void expect_same(const Observed& ref, const Observed& got, double max_nmse, const char* what) {
   SCOPED_TRACE(what);
   ASSERT_TRUE(got.req->done());
-  EXPECT_EQ(got.req->result().tokens, ref.req->result().tokens);
-  EXPECT_EQ(got.req->result().text, ref.req->result().text);
   EXPECT_EQ(got.streamed, got.req->result().text);
+  const auto& want = ref.req->result().tokens;
+  const auto& have = got.req->result().tokens;
+  size_t split = 0;  // the first generated token that differs
+  while (split < want.size() && split < have.size() && want[split] == have[split]) ++split;
+  if (max_nmse > kExactNmse && split < want.size() && split < have.size() && split < ref.rows.size() &&
+      split < got.rows.size()) {
+    // Where the batch changes the kernels, greedy decoding may take the other side of a near-tie: the
+    // two best logits of that row closer than the kernels' difference. Past it the texts differ, so
+    // only the rows up to it are compared; anything but a near-tie is a fault.
+    const double gap = top2_gap(ref.rows[split]), noise = max_abs_diff(ref.rows[split], got.rows[split]);
+    std::printf("[%s] greedy split at token %zu: top-2 gap %.3g, row difference %.3g\n", what, split, gap, noise);
+    EXPECT_LE(gap, 2 * noise) << "tokens differ at " << split << " without a near-tie";
+    Observed a = ref, b = got;
+    a.rows.resize(split + 1);
+    b.rows.resize(split + 1);
+    const Diff d = compare(a, b);
+    std::printf("[%s] rows %zu (to the split) max per-row NMSE %.3g\n", what, split + 1, d.max_nmse);
+    EXPECT_LE(d.max_nmse, max_nmse);
+    return;
+  }
+  EXPECT_EQ(have, want);
+  EXPECT_EQ(got.req->result().text, ref.req->result().text);
   const Diff d = compare(ref, got);
   ::testing::Test::RecordProperty(std::string(what) + "_max_nmse", std::to_string(d.max_nmse));
   std::printf("[%s] rows %zu max per-row NMSE %.3g top-1 %.3f\n", what, got.rows.size(), d.max_nmse, d.top1);
@@ -238,7 +282,9 @@ TEST(Scheduler, PreemptionKeepsSamplerState) {
   p.sampler.temperature = 1.0f;
   p.sampler.repeat_penalty = 1.3f;
   p.sampler.seed = 42;
-  Context ctx(tiny(), opts(3, 256, 4 * 32));
+  // Sampling at temperature 1 flips a token wherever a draw lands within the kernels' difference of a
+  // boundary, so this runs on kernels that give the same logits in any batch (ref).
+  Context ctx(tiny_ref_kernels(), opts(3, 256, 4 * 32));
   Scheduler s(ctx);
   std::vector<std::shared_ptr<Observed>> obs;
   for (int i = 0; i < 3; ++i) obs.push_back(observe(s, random_prompt(30, 500 + i), p));
@@ -246,7 +292,7 @@ TEST(Scheduler, PreemptionKeepsSamplerState) {
   int n_preempted = 0;
   for (int i = 0; i < 3; ++i) {
     n_preempted += obs[i]->req->result().n_preempted;
-    auto alone = run_alone(random_prompt(30, 500 + i), p);
+    auto alone = run_alone(random_prompt(30, 500 + i), p, tiny_ref_kernels());
     EXPECT_EQ(obs[i]->req->result().tokens, alone->req->result().tokens) << i;
     EXPECT_EQ(obs[i]->req->result().text, alone->req->result().text) << i;
     EXPECT_EQ(obs[i]->streamed, alone->streamed) << i;  // no token text emitted twice
