@@ -1,0 +1,33 @@
+# The HIP backend's build. Two independent halves:
+# - the HIP-on-CPU emulator (kernels/hip/emu, Boost.Context fibers): the `hip-emu` backend and the tests
+#   of every HIP kernel; on when Boost.Context is found (TESSERA_HAVE_HIP_EMU);
+# - device code objects of kernels/hip/*.hip for the architectures below, compiled by clang-19
+#   (-x hip -nogpulib -nogpuinc: no ROCm needed) and embedded in the binary for the `hip` backend, which
+#   loads libamdhip64.so with dlopen at run time; on when clang can target amdgcn (TESSERA_HAVE_HIP).
+option(TESSERA_HIP "Build the HIP backend (emulator with Boost.Context; code objects when clang targets amdgcn)" ON)
+set(TESSERA_HIP_ARCHS gfx1201 gfx1200 gfx1151 gfx1100 CACHE STRING "GPU architectures of the embedded code objects")
+set(TESSERA_HAVE_HIP_EMU OFF)
+set(TESSERA_HAVE_HIP OFF)
+if(NOT TESSERA_HIP)
+  message(STATUS "HIP backend: off (TESSERA_HIP=OFF)")
+  return()
+endif()
+
+find_package(Boost 1.74 QUIET COMPONENTS context)
+if(Boost_FOUND)
+  set(TESSERA_HAVE_HIP_EMU ON)
+else()
+  message(STATUS "HIP emulator: compiled out (no Boost.Context: apt-get install libboost-context-dev)")
+endif()
+
+find_program(TESSERA_HIP_CLANG NAMES clang++-19 clang++)
+if(TESSERA_HIP_CLANG)
+  file(WRITE ${CMAKE_BINARY_DIR}/hip_probe.hip "extern \"C\" __attribute__((global)) void probe(int* p) { *p = 1; }\n")
+  execute_process(COMMAND ${TESSERA_HIP_CLANG} -x hip --offload-arch=gfx1201 -nogpulib -nogpuinc --cuda-device-only
+                          --no-gpu-bundle-output -O3 -c ${CMAKE_BINARY_DIR}/hip_probe.hip -o ${CMAKE_BINARY_DIR}/hip_probe.co
+                  RESULT_VARIABLE _hip_rc OUTPUT_QUIET ERROR_QUIET)
+  if(_hip_rc EQUAL 0)
+    set(TESSERA_HAVE_HIP ON)
+  endif()
+endif()
+message(STATUS "HIP backend: emulator ${TESSERA_HAVE_HIP_EMU}, code objects ${TESSERA_HAVE_HIP} (${TESSERA_HIP_CLANG}: ${TESSERA_HIP_ARCHS})")
