@@ -31,3 +31,32 @@ if(TESSERA_HIP_CLANG)
   endif()
 endif()
 message(STATUS "HIP backend: emulator ${TESSERA_HAVE_HIP_EMU}, code objects ${TESSERA_HAVE_HIP} (${TESSERA_HIP_CLANG}: ${TESSERA_HIP_ARCHS})")
+
+# Code objects: kernels/hip/kernels.hip (every kernel) per architecture, with clang's resource-usage
+# remarks kept next to each (kernels/hip/resources/ reads them: budget check and `kernels list --resources`).
+if(TESSERA_HAVE_HIP)
+  file(GLOB _hip_srcs CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/kernels/hip/*.hip ${CMAKE_SOURCE_DIR}/kernels/hip/*.h)
+  set(_co_dir ${CMAKE_BINARY_DIR}/hip)
+  file(MAKE_DIRECTORY ${_co_dir})
+  set(TESSERA_HIP_CODE_OBJECTS)
+  set(TESSERA_HIP_RESOURCE_FILES)
+  foreach(arch ${TESSERA_HIP_ARCHS})
+    set(co ${_co_dir}/${arch}.co)
+    set(res ${_co_dir}/${arch}.resources.txt)
+    add_custom_command(OUTPUT ${co} ${res}
+      COMMAND ${CMAKE_COMMAND} -DCLANG=${TESSERA_HIP_CLANG} -DARCH=${arch} -DSRC=${CMAKE_SOURCE_DIR}/kernels/hip/kernels.hip
+              -DINC=${CMAKE_SOURCE_DIR} -DOUT=${co} -DRES=${res} -P ${CMAKE_SOURCE_DIR}/cmake/compile_hip.cmake
+      DEPENDS ${_hip_srcs} ${CMAKE_SOURCE_DIR}/gguf/half.h ${CMAKE_SOURCE_DIR}/gguf/quant_blocks.h
+              ${CMAKE_SOURCE_DIR}/cmake/compile_hip.cmake
+      COMMENT "clang -x hip ${arch}" VERBATIM)
+    list(APPEND TESSERA_HIP_CODE_OBJECTS ${co})
+    list(APPEND TESSERA_HIP_RESOURCE_FILES ${res})
+  endforeach()
+  set(_hip_embedded ${_co_dir}/hip_code_objects_embedded.cpp)
+  add_custom_command(OUTPUT ${_hip_embedded}
+    COMMAND ${CMAKE_COMMAND} -DOUT=${_hip_embedded} "-DCOS=${TESSERA_HIP_CODE_OBJECTS}" -P ${CMAKE_SOURCE_DIR}/cmake/embed_hip.cmake
+    DEPENDS ${TESSERA_HIP_CODE_OBJECTS} ${CMAKE_SOURCE_DIR}/cmake/embed_hip.cmake COMMENT "embedding HIP code objects" VERBATIM)
+  add_library(tessera_hip_code_objects STATIC ${_hip_embedded})
+  target_include_directories(tessera_hip_code_objects PRIVATE ${CMAKE_SOURCE_DIR})
+  add_custom_target(tessera_hip_resources DEPENDS ${TESSERA_HIP_RESOURCE_FILES})
+endif()
