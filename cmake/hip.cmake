@@ -33,7 +33,8 @@ endif()
 message(STATUS "HIP backend: emulator ${TESSERA_HAVE_HIP_EMU}, code objects ${TESSERA_HAVE_HIP} (${TESSERA_HIP_CLANG}: ${TESSERA_HIP_ARCHS})")
 
 # Code objects: kernels/hip/kernels.hip (every kernel) per architecture, with clang's resource-usage
-# remarks kept next to each (kernels/hip/resources/ reads them: budget check and `kernels list --resources`).
+# remarks kept next to each and embedded with it (engine/backend/hip/hip_resources.cpp reads them: the
+# budget test and `tessera kernels list --resources`).
 if(TESSERA_HAVE_HIP)
   file(GLOB _hip_srcs CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/kernels/hip/*.hip ${CMAKE_SOURCE_DIR}/kernels/hip/*.h)
   set(_co_dir ${CMAKE_BINARY_DIR}/hip)
@@ -55,8 +56,7 @@ if(TESSERA_HAVE_HIP)
   set(_hip_embedded ${_co_dir}/hip_code_objects_embedded.cpp)
   add_custom_command(OUTPUT ${_hip_embedded}
     COMMAND ${CMAKE_COMMAND} -DOUT=${_hip_embedded} "-DCOS=${TESSERA_HIP_CODE_OBJECTS}" -P ${CMAKE_SOURCE_DIR}/cmake/embed_hip.cmake
-    DEPENDS ${TESSERA_HIP_CODE_OBJECTS} ${CMAKE_SOURCE_DIR}/cmake/embed_hip.cmake COMMENT "embedding HIP code objects" VERBATIM)
+    DEPENDS ${TESSERA_HIP_CODE_OBJECTS} ${TESSERA_HIP_RESOURCE_FILES} ${CMAKE_SOURCE_DIR}/cmake/embed_hip.cmake COMMENT "embedding HIP code objects" VERBATIM)
   add_library(tessera_hip_code_objects STATIC ${_hip_embedded})
   target_include_directories(tessera_hip_code_objects PRIVATE ${CMAKE_SOURCE_DIR})
-  add_custom_target(tessera_hip_resources DEPENDS ${TESSERA_HIP_RESOURCE_FILES})
 endif()

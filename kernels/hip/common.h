@@ -25,20 +25,44 @@ __device__ inline float wave_max(float v) {
   for (int m = 16; m > 0; m >>= 1) v = __builtin_fmaxf(v, __shfl_xor(v, m));
   return v;
 }
+// n (<= 4) sums at once.
+__device__ inline void wave_sums(float* v, int n) {
+  for (int i = 0; i < n; ++i) v[i] = wave_sum(v[i]);
+}
 #else
-// The emulator sums in the same butterfly order with one exchange instead of five (fewer fiber switches).
+// The emulator sums in the same butterfly order with one exchange instead of five (fewer fiber
+// switches). Every lane ends with the same value (each step adds the same two partial sums, a + b =
+// b + a), lane 0's: at step m it adds partial i + m to partial i.
+inline float butterfly(const float* x) {
+  float y[32];
+  for (int l = 0; l < 32; ++l) y[l] = x[l];
+  for (int m = 16; m > 0; m >>= 1)
+    for (int i = 0; i < m; ++i) y[i] = y[i] + y[i + m];
+  return y[0];
+}
 inline float wave_sum(float v) {
   uint32_t live = 0;
   const uint8_t* s = hip_emu::exchange_begin(&v, sizeof v, &live);
   float x[32];
   for (int l = 0; l < 32; ++l) x[l] = live >> l & 1u ? hip_emu::slot_value<float>(s, l) : 0.0f;
   hip_emu::exchange_done();
-  for (int m = 16; m > 0; m >>= 1) {
-    float y[32];
-    for (int l = 0; l < 32; ++l) y[l] = x[l] + x[l ^ m];
-    for (int l = 0; l < 32; ++l) x[l] = y[l];
+  return butterfly(x);
+}
+// n (<= 4) sums at once, in one exchange.
+inline void wave_sums(float* v, int n) {
+  struct F4 {
+    float f[4];
+  } mine{};
+  for (int i = 0; i < n; ++i) mine.f[i] = v[i];
+  uint32_t live = 0;
+  const uint8_t* s = hip_emu::exchange_begin(&mine, sizeof mine, &live);
+  float x[4][32];
+  for (int l = 0; l < 32; ++l) {
+    const F4 o = live >> l & 1u ? hip_emu::slot_value<F4>(s, l) : F4{};
+    for (int i = 0; i < 4; ++i) x[i][l] = o.f[i];
   }
-  return x[__lane_id()];
+  hip_emu::exchange_done();
+  for (int i = 0; i < n; ++i) v[i] = butterfly(x[i]);
 }
 inline float wave_max(float v) {
   uint32_t live = 0;

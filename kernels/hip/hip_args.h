@@ -66,7 +66,7 @@ struct QuantizeArgs {  // one work-item per block of `block` values; grid (ceil(
 };
 
 // y[z][r] = W_e(z) x[z / x_div] for output rows r and z over grid.y; W_e = the matrix of expert ids[z]
-// of a stack (ids null: matrix 0). One wave per output row; grid (ceil(n_out / 8), n_z), block 256.
+// of a stack (ids null: matrix 0). One wave per 4 output rows; grid (ceil(n_out / 32), n_z), block 256.
 struct MatmulArgs {
   const uint8_t* w;
   const int32_t* ids;

@@ -1,5 +1,5 @@
 // Matrix-vector products of the decode step (and, for now, of prefill: one wave per output row and
-// activation row). Quantized weights: activations quantized once to Q8 (int8 + f32 scale per 32, the
+// activation row; 4 rows per wave). Quantized weights: activations quantized once to Q8 (int8 + f32 scale per 32, the
 // reference's rounding), 16 values at a time dotted as int8 with the dot4 instruction:
 // sum_i (d q_i + m) xq_i xd = xd (d * dot(q, xq) + m * sum(xq)). Float weights: f32 products with the
 // activations rounded to the weight's activation type.
@@ -53,41 +53,50 @@ __device__ inline int pack4(const int8_t* p) {
   return (int)((uint32_t)(uint8_t)p[0] | (uint32_t)(uint8_t)p[1] << 8 | (uint32_t)(uint8_t)p[2] << 16 | (uint32_t)(uint8_t)p[3] << 24);
 }
 
+// Each wave computes kRows consecutive output rows (the activations are loaded once for them).
+constexpr int kRows = 4;
+
 TESSERA_KERNEL(matmul_q8, MatmulArgs) {
-  const int64_t row = (int64_t)blockIdx.x * (blockDim.x / kWave) + threadIdx.x / kWave, z = blockIdx.y;
+  const int64_t row0 = ((int64_t)blockIdx.x * (blockDim.x / kWave) + threadIdx.x / kWave) * kRows, z = blockIdx.y;
   const int lane = (int)(threadIdx.x % kWave);
-  if (row >= a.n_out) return;  // whole waves leave together
-  const uint8_t* w = weight_row(a, z, row);
+  if (row0 >= a.n_out) return;  // whole waves leave together
+  const int nr = (int)(a.n_out - row0 < kRows ? a.n_out - row0 : kRows);
   const int64_t xr = z / a.x_div;
   const int8_t* xq = a.xq + xr * a.n_in;
   const float* xd = a.xd + xr * (a.n_in / 32);
-  float acc = 0.0f;
+  float acc[kRows] = {0.0f, 0.0f, 0.0f, 0.0f};
   for (int64_t c = lane; c < a.n_in / 16; c += kWave) {
-    int8_t q[16];
-    float d, m;
-    unpack16(a.wtype, w, c, q, &d, &m);
-    int dot = 0, xs = 0;
+    int x4[4], xs = 0;
     for (int g = 0; g < 4; ++g) {
-      const int x4 = pack4(xq + c * 16 + g * 4);
-      dot = hip_dot4_i8(pack4(q + g * 4), x4, dot);
-      xs = hip_dot4_i8(0x01010101, x4, xs);
+      x4[g] = pack4(xq + c * 16 + g * 4);
+      xs = hip_dot4_i8(0x01010101, x4[g], xs);
     }
-    acc += xd[c / 2] * (d * (float)dot + m * (float)xs);
+    for (int r = 0; r < nr; ++r) {
+      int8_t q[16];
+      float d, m;
+      unpack16(a.wtype, weight_row(a, z, row0 + r), c, q, &d, &m);
+      int dot = 0;
+      for (int g = 0; g < 4; ++g) dot = hip_dot4_i8(pack4(q + g * 4), x4[g], dot);
+      acc[r] += xd[c / 2] * (d * (float)dot + m * (float)xs);
+    }
   }
-  acc = wave_sum(acc);
-  if (lane == 0) a.y[z * a.n_out + row] = acc;
+  wave_sums(acc, nr);
+  if (lane == 0)
+    for (int r = 0; r < nr; ++r) a.y[z * a.n_out + row0 + r] = acc[r];
 }
 
 TESSERA_KERNEL(matmul_f, MatmulArgs) {
-  const int64_t row = (int64_t)blockIdx.x * (blockDim.x / kWave) + threadIdx.x / kWave, z = blockIdx.y;
+  const int64_t row0 = ((int64_t)blockIdx.x * (blockDim.x / kWave) + threadIdx.x / kWave) * kRows, z = blockIdx.y;
   const int lane = (int)(threadIdx.x % kWave);
-  if (row >= a.n_out) return;
-  const uint8_t* w = weight_row(a, z, row);
+  if (row0 >= a.n_out) return;
+  const int nr = (int)(a.n_out - row0 < kRows ? a.n_out - row0 : kRows);
   const float* x = a.xf + (z / a.x_div) * a.n_in;
-  float acc = 0.0f;
-  for (int64_t i = lane; i < a.n_in; i += kWave) acc += float_at(a.wtype, w, i) * x[i];
-  acc = wave_sum(acc);
-  if (lane == 0) a.y[z * a.n_out + row] = acc;
+  float acc[kRows] = {0.0f, 0.0f, 0.0f, 0.0f};
+  for (int64_t i = lane; i < a.n_in; i += kWave)
+    for (int r = 0; r < nr; ++r) acc[r] += float_at(a.wtype, weight_row(a, z, row0 + r), i) * x[i];
+  wave_sums(acc, nr);
+  if (lane == 0)
+    for (int r = 0; r < nr; ++r) a.y[z * a.n_out + row0 + r] = acc[r];
 }
 
 }  // namespace tessera::hip

@@ -9,6 +9,7 @@ struct CodeObject {
   const char* arch;  // "gfx1201"
   const unsigned char* data;
   size_t size;
+  const char* resources;  // clang's -Rpass-analysis=kernel-resource-usage remarks, one per line
 };
 std::span<const CodeObject> code_objects();
 }  // namespace tessera::engine::hipdev

@@ -280,7 +280,7 @@ class HipStream final : public Stream {
     const uint64_t wbytes = static_cast<uint64_t>(w.view.n_out) * w.view.row_bytes;
     // weights once per matrix used (a plain product reads W once for all rows; an expert product once per pair)
     const uint64_t rd = (ids ? n_z : 1) * wbytes + static_cast<uint64_t>(n_z / x_div) * x.bytes;
-    launch(is_float(w.view.type) ? "matmul_f" : "matmul_q8", {u32((w.view.n_out + 7) / 8), u32(n_z)}, 256, a, rd,
+    launch(is_float(w.view.type) ? "matmul_f" : "matmul_q8", {u32((w.view.n_out + 31) / 32), u32(n_z)}, 256, a, rd,
            n_z * w.view.n_out * 4);
   }
 

@@ -94,7 +94,7 @@ bool open_barriers(Block& b) {
 }
 
 ctx::pooled_fixedsize_stack& stacks() {
-  thread_local ctx::pooled_fixedsize_stack pool(256 * 1024);
+  thread_local ctx::pooled_fixedsize_stack pool(64 * 1024);
   return pool;
 }
 
