@@ -121,7 +121,11 @@ std::string iso_time_now() {
 }
 
 std::string backend_label(const std::string& backend) {
-  return backend == "ref" ? "CPU (ref)" : backend == "vulkan" ? "Vulkan" : "CPU";
+  if (backend == "ref") return "CPU (ref)";
+  if (backend == "vulkan") return "Vulkan";
+  if (backend == "hip") return "ROCm";  // llama-bench's name for its HIP backend
+  if (backend == "hip-emu") return "ROCm (emu)";
+  return "CPU";
 }
 
 // ---- argument parsing --------------------------------------------------------------------------
@@ -175,8 +179,9 @@ void usage() {
       "  -b,  --batch-size N        logical batch (default 2048)\n"
       "  -ub, --ubatch-size N       tokens per forward pass (default 512)\n"
       "  -o,  --output md|csv|json|jsonl   output format (default md)\n"
-      "  --backend cpu|ref|vulkan   cpu: best kernels for this CPU; ref: scalar reference kernels;\n"
-      "                             vulkan: compute shaders; --device N picks the device\n"
+      "  --backend cpu|ref|vulkan|hip|hip-emu   cpu: best kernels for this CPU; ref: scalar reference kernels;\n"
+      "                             vulkan: compute shaders; hip: HIP kernels (ROCm); hip-emu: them on the\n"
+      "                             CPU emulator (tests); --device N picks the device\n"
       "  --kernel OPKEY=NAME        force a kernel (name or variant), e.g. gemv_q4_K=avx2 (repeatable)\n"
       "  --progress                 print progress to stderr\n");
 }

@@ -9,6 +9,7 @@ APT_PACKAGES=(
   clang-19 libclang-rt-19-dev lld-19          # compiler for everything; libFuzzer; HIP device code later
   libfmt-dev nlohmann-json3-dev libicu-dev libcpp-httplib-dev libssl-dev
   libgtest-dev libgmock-dev libbenchmark-dev
+  libboost-context-dev                        # fibers of the HIP-on-CPU emulator (kernels/hip/emu)
   python3 python3-venv python3-pip
   curl                                        # the server runbook test drives the server with curl
   chromium                                    # headless browser of the playground's end-to-end test (never downloaded by npm)

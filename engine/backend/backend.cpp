@@ -11,6 +11,22 @@ std::shared_ptr<Backend> make_vulkan_backend(int device);  // vulkan/vk_backend.
 std::string list_vulkan_devices();                         // vulkan/vk_backend.cpp
 #endif
 
+#ifdef TESSERA_HAVE_HIP_BACKEND
+std::shared_ptr<Backend> make_hip_backend(int device);  // hip/hip_backend.cpp
+std::shared_ptr<Backend> make_hip_emu_backend();        // hip/hip_backend.cpp
+namespace hipdev {
+std::string list_runtime_devices();  // hip/hip_runtime.cpp
+}
+#endif
+
+std::string hip_devices() {
+#ifdef TESSERA_HAVE_HIP_BACKEND
+  return hipdev::list_runtime_devices();
+#else
+  throw_error("this build has no HIP backend (configured with -DTESSERA_HIP=OFF, or without Boost.Context: see scripts/setup.sh)");
+#endif
+}
+
 std::string vulkan_devices() {
 #ifdef TESSERA_HAVE_VULKAN
   return list_vulkan_devices();
@@ -20,11 +36,14 @@ std::string vulkan_devices() {
 }
 
 std::string backend_names() {
+  std::string s = "cpu, ref";
 #ifdef TESSERA_HAVE_VULKAN
-  return "cpu, ref, vulkan";
-#else
-  return "cpu, ref";
+  s += ", vulkan";
 #endif
+#ifdef TESSERA_HAVE_HIP_BACKEND
+  s += ", hip, hip-emu";
+#endif
+  return s;
 }
 
 std::shared_ptr<Backend> make_backend(const std::string& name, int device) {
@@ -32,6 +51,10 @@ std::shared_ptr<Backend> make_backend(const std::string& name, int device) {
   if (name == "ref") return make_ref_backend();
 #ifdef TESSERA_HAVE_VULKAN
   if (name == "vulkan") return make_vulkan_backend(device);
+#endif
+#ifdef TESSERA_HAVE_HIP_BACKEND
+  if (name == "hip") return make_hip_backend(device);
+  if (name == "hip-emu") return make_hip_emu_backend();
 #endif
   throw_error("unknown backend '{}' (this build has: {})", name, backend_names());
 }

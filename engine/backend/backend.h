@@ -167,13 +167,16 @@ class Backend {
   ops::DeviceCaps caps_;
 };
 
-// "cpu", "ref" or "vulkan" (device: the index `tessera devices` lists, -1 the default; host backends
+// "cpu", "ref", "vulkan", "hip" or "hip-emu" (device: the index `tessera devices` lists, -1 the default; host backends
 // ignore it); throws tessera::Error naming the ones of this build.
 std::shared_ptr<Backend> make_backend(const std::string& name, int device = -1);
-// The backends this build has: "cpu, ref" or "cpu, ref, vulkan".
+// The backends this build has: "cpu, ref[, vulkan][, hip, hip-emu]".
 std::string backend_names();
 // The Vulkan devices as `tessera devices` lists them (index, name, memory, cooperative matrices);
 // throws tessera::Error saying why there are none (no Vulkan in this build, no loader, no device).
 std::string vulkan_devices();
+// The HIP devices the ROCm runtime lists; throws tessera::Error saying why there are none (no HIP in
+// this build, no libamdhip64.so, no device).
+std::string hip_devices();
 
 }  // namespace tessera::engine

@@ -1,5 +1,6 @@
 // Cross-backend op conformance (in the spirit of ggml's test-backend-ops): every op of the Stream
-// interface runs on the backend under test (cpu; built again as test_backend_ops_vulkan for vulkan,
+// interface runs on the backend under test (cpu; built again as test_backend_ops_vulkan for vulkan and
+// test_backend_ops_hip_emu for hip-emu,
 // TESSERA_TEST_BACKEND) and on the scalar double-precision ref backend with the same random inputs, over the real Qwen3-30B-A3B shapes and small odd ones, and the outputs are compared (exactly
 // where both must agree bit for bit, else by NMSE against ref under a per-op budget). Prints a table.
 //
@@ -85,10 +86,10 @@ class OpFixture : public ::testing::Test {
     if (const char* why = unavailable()) GTEST_SKIP() << why;
   }
 };
-// Ops and weight types the vulkan backend has no shader for yet (issue 12's next stages).
+// Ops and weight types the vulkan and hip backends have no shader / kernel for yet (issues 12 and 13).
 bool vulkan_lacks(GgmlType t) {
   switch (t) {
-    case GgmlType::IQ4_XS: case GgmlType::MXFP4: return kUnderTest == "vulkan";
+    case GgmlType::IQ4_XS: case GgmlType::MXFP4: return kUnderTest == "vulkan" || kUnderTest == "hip-emu";
     default: return false;
   }
 }
@@ -382,7 +383,7 @@ class Embed : public OpTest<GgmlType> {};
 
 TEST_P(Embed, RowsEqualDequantize) {
   const GgmlType t = GetParam();
-  if (vulkan_lacks(t)) GTEST_SKIP() << "vulkan: no shader for " << type_name(t) << " yet";
+  if (vulkan_lacks(t)) GTEST_SKIP() << kUnderTest << ": no shader or kernel for " << type_name(t) << " yet";
   for (bool real : {false, true}) {
     ModelConfig c = real ? real_config() : small_config();
     if (!real && block_of(t) == 256) c.n_embd = 768;  // K-quants: 3 super-blocks
@@ -625,7 +626,7 @@ class Matmul : public OpTest<GgmlType> {};
 
 TEST_P(Matmul, MatchesRef) {
   const GgmlType t = GetParam();
-  if (vulkan_lacks(t)) GTEST_SKIP() << "vulkan: no matmul shader for " << type_name(t) << " yet";
+  if (vulkan_lacks(t)) GTEST_SKIP() << kUnderTest << ": no matmul shader or kernel for " << type_name(t) << " yet";
   const std::string tn(type_name(t));
   uint64_t seed = 1;
   {  // real: q, k and v projections from one input in one call (3 tokens), then o and an expert's down (1 token)

@@ -12,6 +12,9 @@
 
 #include "core/error.h"
 #include "kernels/registry.h"
+#ifdef TESSERA_HAVE_HIP_BACKEND
+#include "engine/backend/hip/hip_resources.h"
+#endif
 #include "tools/cli/args.h"
 #include "tools/cli/commands.h"
 
@@ -22,11 +25,27 @@ namespace {
 using namespace tessera::ops;
 
 constexpr const char* kUsage =
-    "usage: tessera kernels list [--markdown]\n"
+    "usage: tessera kernels list [--markdown | --resources]\n"
     "\n"
     "Lists every registered kernel: name, backend, op, weight and activation types, variant, priority,\n"
     "whether this CPU runs it and whether dispatch picks it by default. --markdown adds the op x type x\n"
-    "variant coverage table (docs/kernels.md is made from it).\n";
+    "variant coverage table (docs/kernels.md is made from it). --resources prints the HIP kernels' static\n"
+    "resources per GPU architecture (VGPRs, SGPRs, LDS, scratch, spills, occupancy), as clang reported\n"
+    "them for the code objects embedded in this binary.\n";
+
+// One line per HIP kernel and architecture.
+void print_resources() {
+#ifdef TESSERA_HAVE_HIP_BACKEND
+  const auto rs = engine::hipdev::kernel_resources();
+  if (rs.empty()) throw_error("this build has no HIP code objects (no clang that targets amdgcn at configure time)");
+  for (const auto& r : rs)
+    std::printf("%-18s %-8s vgprs %3d  sgprs %3d  lds %6d  scratch %d  spills %d/%d  occupancy %2d waves/SIMD%s\n",
+                r.kernel.c_str(), r.arch.c_str(), r.vgprs, r.sgprs, r.lds, r.scratch, r.vgpr_spill, r.sgpr_spill, r.occupancy,
+                r.dynamic_stack ? "  dynamic stack" : "");
+#else
+  throw_error("this build has no HIP backend (configured with -DTESSERA_HIP=OFF, or without Boost.Context)");
+#endif
+}
 
 // A typical shape of each op (a 2048-wide row; K-quants need 256-multiples), to ask supports().
 MatmulShape typical_shape(const MatmulKernel& k) { return MatmulShape{k.wtype, 2048, 768, k.op == Op::Gemv ? 1 : 64}; }
@@ -123,9 +142,14 @@ int cmd_kernels(int argc, char** argv) {
     return 0;
   }
   const bool markdown = args.flag({"--markdown", "--md"});
+  const bool resources = args.flag({"--resources"});
   const auto pos = args.positionals();
   args.finish();
   if (pos.size() != 1 || pos[0] != "list") throw_error("{}", kUsage);
+  if (resources) {
+    print_resources();
+    return 0;
+  }
   const DeviceCaps caps = host_caps();
   if (markdown) print_markdown(caps);
   else print_plain(caps);

@@ -131,15 +131,16 @@ std::string read_file(const std::string& path) {
 }
 
 const char* const kBackendUsage =
-    "  --backend cpu|ref|vulkan  cpu: the SIMD kernels for this CPU (default); ref: scalar reference ops;\n"
-    "                         vulkan: compute shaders on a Vulkan device (simple shaders so far)\n"
+    "  --backend cpu|ref|vulkan|hip|hip-emu  cpu: the SIMD kernels for this CPU (default); ref: scalar reference\n"
+    "                         ops; vulkan: compute shaders on a Vulkan device; hip: HIP kernels on an AMD GPU\n"
+    "                         (ROCm runtime); hip-emu: the same HIP kernels on the CPU emulator (slow, for tests)\n"
     "  --device N             the Vulkan device (`tessera devices` lists them; default: the first GPU)\n"
     "  --kernel OPKEY=NAME    force a kernel by name or variant, e.g. gemv_q4_K=avx2 (repeatable)\n";
 
 engine::LoadOptions load_options(Args& args) {
   engine::LoadOptions lo;
   lo.backend = args.get({"--backend"}, "cpu");
-  if (lo.backend != "cpu" && lo.backend != "ref" && (lo.backend != "vulkan" || engine::backend_names().find("vulkan") == std::string::npos))
+  if ((", " + engine::backend_names() + ",").find(", " + lo.backend + ",") == std::string::npos)
     throw_error("--backend {}: not available in this build (available: {})", lo.backend, engine::backend_names());
   lo.device = static_cast<int>(args.get_int({"--device"}, -1, -1, 64));
   for (const std::string& k : args.values({"--kernel"})) {
