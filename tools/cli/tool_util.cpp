@@ -134,7 +134,9 @@ const char* const kBackendUsage =
     "  --backend cpu|ref|vulkan  cpu: the SIMD kernels for this CPU (default); ref: scalar reference ops;\n"
     "                         vulkan: compute shaders on a Vulkan device (simple shaders so far)\n"
     "  --device N             the Vulkan device (`tessera devices` lists them; default: the first GPU)\n"
-    "  --kernel OPKEY=NAME    force a kernel by name or variant, e.g. gemv_q4_K=avx2 (repeatable)\n";
+    "  --kernel OPKEY=NAME    force a kernel by name or variant, e.g. gemv_q4_K=avx2 (repeatable)\n"
+    "  --profile              at exit, where the time went: per-shader device times, dispatches and bytes\n"
+    "                         read per decoded token (vulkan); the forward pass's stages (cpu, ref)\n";
 
 engine::LoadOptions load_options(Args& args) {
   engine::LoadOptions lo;
@@ -142,6 +144,7 @@ engine::LoadOptions load_options(Args& args) {
   if (lo.backend != "cpu" && lo.backend != "ref" && (lo.backend != "vulkan" || engine::backend_names().find("vulkan") == std::string::npos))
     throw_error("--backend {}: not available in this build (available: {})", lo.backend, engine::backend_names());
   lo.device = static_cast<int>(args.get_int({"--device"}, -1, -1, 64));
+  lo.profile = args.flag({"--profile"});
   for (const std::string& k : args.values({"--kernel"})) {
     const size_t eq = k.find('=');
     if (eq == std::string::npos || eq == 0 || eq + 1 == k.size())

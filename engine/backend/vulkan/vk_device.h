@@ -81,6 +81,9 @@ class Device : public std::enable_shared_from_this<Device> {
   // Submits a recorded command buffer and waits for it.
   void submit_wait(VkCommandBuffer cb);
   VkCommandPool pool() const { return pool_; }
+  // Timestamps of the compute queue: valid bits (0: none) and nanoseconds per tick.
+  uint32_t timestamp_bits() const { return timestamp_bits_; }
+  double timestamp_period() const { return timestamp_period_; }
 
  private:
   VkCommandBuffer begin_one_shot();
@@ -93,6 +96,8 @@ class Device : public std::enable_shared_from_this<Device> {
   VkDevice dev_ = VK_NULL_HANDLE;
   VkQueue queue_ = VK_NULL_HANDLE;
   uint32_t family_ = 0;
+  uint32_t timestamp_bits_ = 0;
+  double timestamp_period_ = 0;
   VkCommandPool pool_ = VK_NULL_HANDLE;
   VkFence fence_ = VK_NULL_HANDLE;
   VkDescriptorSetLayout set_layout_ = VK_NULL_HANDLE;
