@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstring>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -253,6 +254,22 @@ class VulkanStream final : public Stream {
 
   void rmsnorm(const Buffer& x, Buffer& y, const Vector& w, int64_t rows) override {
     if (rows <= 0) return;
+    // qwen3's QK-norm (in place, rows of head_dim) waits for the rope of the same heads, which does it
+    // (rope_qk_norm); anything else dispatches it first (settle)
+    if (&x == &y && w.n == c_.head_dim && c_.head_dim <= 256 && rows % b_.n_tokens == 0) {
+      qk_norms_.push_back({&y, w, rows});
+      return;
+    }
+    // a decode row's norm waits for the matmul that reads it (gemv_norm); anything else settles it
+    if (rows == 1 && b_.n_tokens == 1 && &x != &y && w.n <= 4096) {
+      settle();
+      norm_ = PendingNorm{&x, &y, w};
+      return;
+    }
+    norm_now(x, y, w, rows);
+  }
+
+  void norm_now(const Buffer& x, Buffer& y, const Vector& w, int64_t rows) {
     struct {
       uint32_t n, rows;
       float eps;
@@ -262,9 +279,21 @@ class VulkanStream final : public Stream {
   }
 
   void rope(Buffer& x, int64_t n_head) override {
-    const uint32_t pc[] = {u32(n_head), u32(c_.head_dim), c_.rope_type == ops::RopeType::Neox ? 1u : 0u};
-    dispatch("rope", {&vbuf(x), rope_.get()}, pc, sizeof pc, {u32(n_head), u32(b_.n_tokens)},
-             data(uint64_t(b_.n_tokens) * (n_head + 1) * c_.head_dim * kF));  // x, and cos/sin
+    struct {
+      uint32_t n_head, head_dim, neox;
+      float eps;
+    } pc{u32(n_head), u32(c_.head_dim), c_.rope_type == ops::RopeType::Neox ? 1u : 0u, static_cast<float>(c_.eps)};
+    const Reads rd = data(uint64_t(b_.n_tokens) * (n_head + 1) * c_.head_dim * kF);  // x, and cos/sin
+    const auto on_x = [&](const QkNorm& n) { return n.x == &x; };
+    for (auto it = qk_norms_.begin(); it != qk_norms_.end(); ++it)
+      if (it->x == &x && it->rows == b_.n_tokens * n_head && std::count_if(qk_norms_.begin(), qk_norms_.end(), on_x) == 1) {
+        const Vector w = it->w;
+        qk_norms_.erase(it);  // the others touch other buffers: they may wait on
+        dispatch("rope_qk_norm", {&vbuf(x), rope_.get(), &dev_of(w.device, "a norm weight")}, &pc, sizeof pc,
+                 {u32(n_head), u32(b_.n_tokens)}, weights(uint64_t(w.n) * kF, rd.total), 1, false);
+        return;
+      }
+    dispatch("rope", {&vbuf(x), rope_.get()}, &pc, sizeof pc, {u32(n_head), u32(b_.n_tokens)}, rd);
   }
 
   void kv_store(KvStore& kv, int layer, const Buffer& k, const Buffer& v) override {
@@ -277,6 +306,7 @@ class VulkanStream final : public Stream {
   }
 
   void kv_copy(KvStore& kv, int dst, int src) override {
+    settle();
     auto& s = static_cast<VkKv&>(kv);
     const size_t blk = static_cast<size_t>(ops::kKvBlock) * s.shape.n_head_kv * s.shape.head_dim * 2;
     std::vector<VkBufferCopy> regions;
@@ -310,6 +340,19 @@ class VulkanStream final : public Stream {
     for (const MatmulCall& c : calls) {
       const int64_t rows = c.rows < 0 ? b_.n_tokens : c.rows;
       if (rows == 0) continue;
+      if (rows == 1 && fused_act_ok(c.w->view.type, c.w->view.n_in)) {  // decode: quantized in the shader
+        if (norm_ && norm_->y == c.x && norm_->w.n == c.w->view.n_in) {   // and normed there
+          const PendingNorm n = *norm_;
+          norm_.reset();
+          gemv1(*c.w, vbuf(*n.x), vbuf(*c.y), &n);
+        } else if (calls.size() == 1) {  // may take the residual add after it
+          settle();
+          gemv_ = PendingGemv{c.w, c.x, c.y};
+        } else {
+          gemv1(*c.w, vbuf(*c.x), vbuf(*c.y));
+        }
+        continue;
+      }
       const ops::ActType act = ops::activation_type_for(c.w->view.type);
       if (act == ops::ActType::F32) {
         xq = &vbuf(*c.x);
@@ -326,6 +369,12 @@ class VulkanStream final : public Stream {
     elementwise("add_bias", vbuf(y), dev_of(b.device, "a bias"), rows * b.n, b.n, weights(uint64_t(b.n) * kF, uint64_t(rows * b.n) * kF));
   }
   void add(Buffer& y, const Buffer& x, int64_t n) override {
+    if (gemv_ && gemv_->y == &x && b_.n_tokens == 1 && n == gemv_->w->view.n_out) {  // y += W x' in one dispatch
+      const PendingGemv g = *gemv_;
+      gemv_.reset();
+      gemv1(*g.w, vbuf(*g.x), vbuf(*g.y), nullptr, &vbuf(y));
+      return;
+    }
     elementwise("add", vbuf(y), vbuf(x), b_.n_tokens * n, n, data(uint64_t(b_.n_tokens * n) * 2 * kF));
   }
   void swiglu(Buffer& g, const Buffer& u, int64_t n) override {
@@ -340,24 +389,42 @@ class VulkanStream final : public Stream {
              data(uint64_t(b_.n_tokens * c_.n_expert) * kF));
   }
 
-  // The routed experts of every token, all in one dispatch per stage (simple shaders for now): gate and
-  // up of each (token, slot) pair, silu(g) * u, down of each pair, then the weighted sum into x.
+  // The routed experts of every token, fused (shaders/moe.comp): gate, up and silu(g) * u of every
+  // (token, slot) pair in one dispatch (gate and up of one type; else apart, then swiglu), then down of
+  // each token's pairs, weighted and added to x, in another. Expert ids are read on the device; the
+  // fused shaders quantize the activations they read themselves.
   void moe(const Matrix& gate, const Matrix& up, const Matrix& down, const Buffer& h, const Buffer& ids,
            const Buffer& w, Buffer& x) override {
     const int64_t n = b_.n_tokens, K = c_.n_expert_used, pairs = n * K, E = down.view.n_out, F = gate.view.n_out;
     if (n == 0) return;
+    check_type(gate.view.type, "an expert weight");
+    check_type(down.view.type, "an expert weight");
+    check_fused_act(down.view.type, F);
     vk::Buf& g = scratch(static_cast<size_t>(pairs * F) * sizeof(float));
-    vk::Buf& u = scratch(static_cast<size_t>(pairs * F) * sizeof(float));
-    vk::Buf& y = scratch(static_cast<size_t>(pairs * E) * sizeof(float));
-    vk::Buf* hq = activations(gate, vbuf(h), n);
-    moe_gemv(gate, *hq, g, vbuf(ids), pairs, K);
-    if (ops::activation_type_for(up.view.type) != ops::activation_type_for(gate.view.type)) hq = activations(up, vbuf(h), n);
-    moe_gemv(up, *hq, u, vbuf(ids), pairs, K);
-    elementwise("swiglu", g, u, pairs * F, F, data(uint64_t(pairs * F) * 2 * sizeof(float)));
-    moe_gemv(down, *activations(down, g, pairs), y, vbuf(ids), pairs, 1);
-    const uint32_t pc[] = {u32(n * E), u32(E), u32(K)};
-    dispatch("moe_sum", {&vbuf(x), &y, &vbuf(w)}, pc, sizeof pc, split(static_cast<uint64_t>((n * E + 255) / 256)),
-             data(uint64_t(n * E + pairs * E + pairs) * sizeof(float)));
+    if (gate.view.type == up.view.type) {
+      check_fused_act(gate.view.type, E);
+      const uint32_t pc[] = {u32(E), u32(F), u32(static_cast<int64_t>(gate.view.row_bytes)), u32(static_cast<int64_t>(gate.mat_stride)),
+                             u32(K)};
+      dispatch("moe_gate_up_" + std::string(type_name(gate.view.type)),
+               {&dev_of(gate.device, "an expert stack"), &vbuf(h), &g, &vbuf(ids), &dev_of(up.device, "an expert stack")}, pc, sizeof pc,
+               split(static_cast<uint64_t>(F)),
+               weights(2 * uint64_t(pairs * F) * gate.view.row_bytes, uint64_t(pairs) * (E + 1) * sizeof(float)), u32(pairs));
+    } else {
+      vk::Buf& u = scratch(static_cast<size_t>(pairs * F) * sizeof(float));
+      vk::Buf* hq = activations(gate, vbuf(h), n);
+      moe_gemv(gate, *hq, g, vbuf(ids), pairs, K);
+      if (ops::activation_type_for(up.view.type) != ops::activation_type_for(gate.view.type)) hq = activations(up, vbuf(h), n);
+      moe_gemv(up, *hq, u, vbuf(ids), pairs, K);
+      elementwise("swiglu", g, u, pairs * F, F, data(uint64_t(pairs * F) * 2 * sizeof(float)));
+    }
+    const uint32_t pc[] = {u32(F), u32(E), u32(static_cast<int64_t>(down.view.row_bytes)), u32(static_cast<int64_t>(down.mat_stride)),
+                           u32(K)};
+    // each (token, slot) pair reads its expert's matrix (distinct experts for one token: exact in decode)
+    dispatch("moe_down_" + std::string(type_name(down.view.type)),
+             {&dev_of(down.device, "an expert stack"), &g, &vbuf(x), &vbuf(ids), &vbuf(w)}, pc, sizeof pc,
+             split(static_cast<uint64_t>(E)),
+             weights(uint64_t(pairs * E) * down.view.row_bytes, uint64_t(pairs) * (F + 2) * sizeof(float) + uint64_t(n * E) * sizeof(float)),
+             u32(n));
   }
 
   void gather_out_rows(const Buffer& x, Buffer& out) override {
@@ -371,9 +438,13 @@ class VulkanStream final : public Stream {
     if (b_.n_out == 0) return;
     const size_t n = static_cast<size_t>(b_.n_out * w.view.n_out);
     std::shared_ptr<vk::Buf> out = d_.buffer(n * sizeof(float), true);
-    const ops::ActType act = ops::activation_type_for(w.view.type);
-    vk::Buf* x = act == ops::ActType::F32 ? &vbuf(h) : quantize(act, vbuf(h), w.view.n_in, b_.n_out);
-    gemv(w, *x, *out, b_.n_out);
+    if (b_.n_out == 1 && fused_act_ok(w.view.type, w.view.n_in)) {
+      gemv1(w, vbuf(h), *out);
+    } else {
+      const ops::ActType act = ops::activation_type_for(w.view.type);
+      vk::Buf* x = act == ops::ActType::F32 ? &vbuf(h) : quantize(act, vbuf(h), w.view.n_in, b_.n_out);
+      gemv(w, *x, *out, b_.n_out);
+    }
     if (bias)
       elementwise("add_bias", *out, dev_of(bias.device, "the output bias"), static_cast<int64_t>(n), bias.n,
                   weights(uint64_t(bias.n) * kF, n * kF));
@@ -407,6 +478,20 @@ class VulkanStream final : public Stream {
                   what, type_name(t));
   }
 
+  // Rows a fused shader quantizes in shared memory (shaders/common/act_shared.glsl): at most 4096
+  // values, whole blocks of its activation type.
+  static int64_t act_block(GgmlType t) {
+    const ops::ActType act = ops::activation_type_for(t);
+    return act == ops::ActType::Q8_K ? 256 : act == ops::ActType::Q8_0 || act == ops::ActType::Q8_1 ? 32 : 1;
+  }
+  static bool fused_act_ok(GgmlType t, int64_t n_in) { return has_matmul_shader(t) && n_in <= 4096 && n_in % act_block(t) == 0; }
+  static void check_fused_act(GgmlType t, int64_t n_in) {
+    const int64_t block = act_block(t);
+    if (!fused_act_ok(t, n_in))
+      throw_error("vulkan: the fused MoE shaders take rows of at most 4096 values in whole blocks of {} ({}: {})", block,
+                  type_name(t), n_in);
+  }
+
   // y[r] = W x[r] for `rows` rows of x (f32, already as the weight type's activations).
   void gemv(const Matrix& w, vk::Buf& x, vk::Buf& y, int64_t rows) {
     check_type(w.view.type, "a weight");
@@ -415,6 +500,37 @@ class VulkanStream final : public Stream {
     dispatch("matmul_" + std::string(type_name(w.view.type)), {&dev_of(w.device, "a weight"), &x, &y}, pc, sizeof pc,
              split(static_cast<uint64_t>(w.view.n_out)), weights(uint64_t(w.view.n_out) * w.view.row_bytes, uint64_t(rows * w.view.n_in) * kF));
   }
+
+  // y = W x for one row of x (f32; gemv.comp quantizes it as the weight type wants), 4 rows a workgroup;
+  // norm: x is first rmsnorm'ed (written to norm->y too); res: res += y as well.
+  struct PendingNorm {
+    const Buffer* x;
+    Buffer* y;
+    Vector w;
+  };
+  void gemv1(const Matrix& w, vk::Buf& x, vk::Buf& y, const PendingNorm* norm = nullptr, vk::Buf* res = nullptr) {
+    struct {
+      uint32_t n_in, n_out, row_bytes;
+      float eps;
+    } pc{u32(w.view.n_in), u32(w.view.n_out), u32(static_cast<int64_t>(w.view.row_bytes)), static_cast<float>(c_.eps)};
+    const std::string t(type_name(w.view.type));
+    const uint64_t wb = uint64_t(w.view.n_out) * w.view.row_bytes, xb = uint64_t(w.view.n_in) * kF;
+    const Grid g = split(static_cast<uint64_t>((w.view.n_out + 3) / 4));
+    vk::Buf& wd = dev_of(w.device, "a weight");
+    if (norm)
+      dispatch("gemv_norm_" + t, {&wd, &x, &y, &dev_of(norm->w.device, "a norm weight"), &vbuf(*norm->y)}, &pc, sizeof pc, g,
+               weights(wb + xb, xb));
+    else if (res)
+      dispatch("gemv_add_" + t, {&wd, &x, &y, res}, &pc, sizeof pc, g, weights(wb, xb + uint64_t(w.view.n_out) * kF));
+    else
+      dispatch("gemv_" + t, {&wd, &x, &y}, &pc, sizeof pc, g, weights(wb, xb));
+  }
+  // A decode gemv waiting for the add of its output (gemv_add); anything else settles it.
+  struct PendingGemv {
+    const Matrix* w;
+    const Buffer* x;
+    Buffer* y;
+  };
 
   // Expert matrices of a stack for `pairs` (token, slot) pairs: y[z] = W_ids[z] x[z / x_div].
   void moe_gemv(const Matrix& w, vk::Buf& x, vk::Buf& y, vk::Buf& ids, int64_t pairs, int64_t x_div) {
@@ -490,8 +606,31 @@ class VulkanStream final : public Stream {
                             0, nullptr, 0, nullptr);
   }
 
+  // Deferred QK-norms, dispatched on their own (before any op that is not the rope that takes them).
+  struct QkNorm {
+    const Buffer* x;
+    Vector w;
+    int64_t rows;
+  };
+  void settle() {
+    if (gemv_) {
+      const PendingGemv g = *gemv_;
+      gemv_.reset();
+      gemv1(*g.w, vbuf(*g.x), vbuf(*g.y));
+    }
+    if (norm_) {
+      const PendingNorm n = *norm_;
+      norm_.reset();
+      norm_now(*n.x, *n.y, n.w, 1);
+    }
+    std::vector<QkNorm> q;
+    q.swap(qk_norms_);
+    for (const QkNorm& n : q) norm_now(*n.x, const_cast<Buffer&>(*n.x), n.w, n.rows);
+  }
+
   void dispatch(const std::string& shader, std::initializer_list<vk::Buf*> bufs, const void* push, size_t push_bytes, Grid g,
-                Reads rd, uint32_t gz = 1) {
+                Reads rd, uint32_t gz = 1, bool settle_first = true) {
+    if (settle_first) settle();
     const VkPipeline pipe = d_.pipeline(shader);
     if (sets_used_ == kSets) flush();
     record();
@@ -527,6 +666,7 @@ class VulkanStream final : public Stream {
 
   // Submits what was recorded and waits (a step's end, or a full descriptor pool).
   void flush() {
+    settle();
     if (!recording_) return;
     barrier(VK_PIPELINE_STAGE_HOST_BIT, VK_ACCESS_HOST_READ_BIT);
     recording_ = false;
@@ -552,6 +692,9 @@ class VulkanStream final : public Stream {
   size_t scratch_used_ = 0;
   std::vector<HostCopy> after_sync_;
   std::unique_ptr<Profile> prof_;  // --profile
+  std::vector<QkNorm> qk_norms_;
+  std::optional<PendingNorm> norm_;
+  std::optional<PendingGemv> gemv_;
 };
 
 }  // namespace
