@@ -58,6 +58,7 @@ DeviceInfo describe_device(VkPhysicalDevice pd, int index) {
   d.driver = fmt::format("{} {}", drv.driverName, drv.driverInfo);
   d.api = p2.properties.apiVersion;
   d.subgroup_size = sub.subgroupSize;
+  d.max_shared_bytes = p2.properties.limits.maxComputeSharedMemorySize;
   VkPhysicalDeviceMemoryProperties mem;
   fn.vkGetPhysicalDeviceMemoryProperties(pd, &mem);
   for (uint32_t h = 0; h < mem.memoryHeapCount; ++h)

@@ -401,8 +401,7 @@ class VulkanStream final : public Stream {
     check_type(down.view.type, "an expert weight");
     check_fused_act(down.view.type, F);
     vk::Buf& g = scratch(static_cast<size_t>(pairs * F) * sizeof(float));
-    if (gate.view.type == up.view.type) {
-      check_fused_act(gate.view.type, E);
+    if (gate.view.type == up.view.type && fused_act_ok(gate.view.type, E)) {
       const uint32_t pc[] = {u32(E), u32(F), u32(static_cast<int64_t>(gate.view.row_bytes)), u32(static_cast<int64_t>(gate.mat_stride)),
                              u32(K)};
       dispatch("moe_gate_up_" + std::string(type_name(gate.view.type)),
@@ -484,12 +483,16 @@ class VulkanStream final : public Stream {
     const ops::ActType act = ops::activation_type_for(t);
     return act == ops::ActType::Q8_K ? 256 : act == ops::ActType::Q8_0 || act == ops::ActType::Q8_1 ? 32 : 1;
   }
-  static bool fused_act_ok(GgmlType t, int64_t n_in) { return has_matmul_shader(t) && n_in <= 4096 && n_in % act_block(t) == 0; }
-  static void check_fused_act(GgmlType t, int64_t n_in) {
-    const int64_t block = act_block(t);
+  // shared memory of the fused shaders: a row of 4096 floats, the block scales, the reductions (22.25 KiB)
+  static constexpr uint32_t kFusedShared = 23 * 1024;
+  bool fused_act_ok(GgmlType t, int64_t n_in) const {
+    return has_matmul_shader(t) && n_in <= 4096 && n_in % act_block(t) == 0 && d_.info().max_shared_bytes >= kFusedShared;
+  }
+  void check_fused_act(GgmlType t, int64_t n_in) const {
     if (!fused_act_ok(t, n_in))
-      throw_error("vulkan: the fused MoE shaders take rows of at most 4096 values in whole blocks of {} ({}: {})", block,
-                  type_name(t), n_in);
+      throw_error("vulkan: the fused MoE shaders take rows of at most 4096 values in whole blocks of {} ({}: {}) and {} bytes "
+                  "of workgroup memory (this device: {})", act_block(t), type_name(t), n_in, kFusedShared,
+                  d_.info().max_shared_bytes);
   }
 
   // y[r] = W x[r] for `rows` rows of x (f32, already as the weight type's activations).
