@@ -399,6 +399,8 @@ void bench_model(const std::string& path, const BenchParams& p, Printer& printer
   engine::LoadOptions lo;
   lo.print_plan = false;
   lo.backend = p.load.backend;
+  lo.device = p.load.device;    // --device N
+  lo.profile = p.load.profile;  // --profile: reported when each test's context ends
   lo.kernels = p.load.kernels;
   std::shared_ptr<engine::Model> model = engine::Model::load(path, lo);
   const int n_vocab = static_cast<int>(model->config().n_vocab);
