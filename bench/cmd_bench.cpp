@@ -178,6 +178,8 @@ void usage() {
       "  --backend cpu|ref|vulkan   cpu: best kernels for this CPU; ref: scalar reference kernels;\n"
       "                             vulkan: compute shaders; --device N picks the device\n"
       "  --kernel OPKEY=NAME        force a kernel (name or variant), e.g. gemv_q4_K=avx2 (repeatable)\n"
+      "  --profile                  per test, to stderr: per-shader device times, dispatches and bytes per\n"
+      "                             decoded token (vulkan); the forward pass's stages (cpu, ref)\n"
       "  --progress                 print progress to stderr\n");
 }
 
