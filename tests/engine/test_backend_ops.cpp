@@ -558,8 +558,9 @@ void PrintTo(const AttnCase& p, std::ostream* os) {
 }
 class KvAttention : public OpTest<AttnCase> {};
 
-TEST_P(KvAttention, MatchesRef) {
-  const AttnCase p = GetParam();
+// rope_k: 0: K stored as drawn; 1: rope'd first; 2: QK-norm'ed and rope'd first (as the forward pass
+// issues them; vulkan folds the store into the rope: rope_store / rope_qk_norm_store).
+void kv_attention_case(const AttnCase& p, int rope_k) {
   ModelConfig cfg = p.real ? real_config() : small_config();
   if (p.n_head) {
     cfg.n_head = p.n_head;
@@ -576,12 +577,19 @@ TEST_P(KvAttention, MatchesRef) {
   std::unique_ptr<KvStore> kv[2] = {tw.backend(kCpu).create_kv(kv_shape), tw.backend(kRef).create_kv(kv_shape)};
   const int64_t kv_dim = c.n_head_kv * c.head_dim, q_dim = c.n_head * c.head_dim;
   uint64_t seed = 100;
+  std::vector<float> knw = random_activations(c.head_dim, 99);
+  for (float& v : knw) v += 1.0f;
+  Vector kn[2] = {tw.backend(kCpu).upload_vector(knw.data(), c.head_dim), tw.backend(kRef).upload_vector(knw.data(), c.head_dim)};
   // stores K and V of a batch in one layer of both stores
   auto store = [&](BatchData& bd, int layer) {
     const int64_t n = bd.get().n_tokens;
     Buf k = tw.buf(static_cast<size_t>(n * kv_dim), random_activations(n * kv_dim, seed++));
     Buf v = tw.buf(static_cast<size_t>(n * kv_dim), random_activations(n * kv_dim, seed++));
-    tw.run(bd.get(), [&](Stream& s, int side) { s.kv_store(*kv[side], layer, k[side], v[side]); });
+    tw.run(bd.get(), [&](Stream& s, int side) {
+      if (rope_k == 2) s.rmsnorm(k[side], k[side], kn[side], n * c.n_head_kv);
+      if (rope_k >= 1) s.rope(k[side], c.n_head_kv);
+      s.kv_store(*kv[side], layer, k[side], v[side]);
+    });
   };
   // the context before the query batch, in uneven batches (both sequences interleaved in some)
   const int chunks[] = {1, 7, 33, 5, 64};
@@ -609,8 +617,12 @@ TEST_P(KvAttention, MatchesRef) {
   std::string shape = std::to_string(c.n_head) + "/" + std::to_string(c.n_head_kv) + "x" + std::to_string(c.head_dim) +
                       " A " + std::to_string(p.depth_a) + "+" + std::to_string(p.n_a);
   if (p.n_b > 0) shape += " B " + std::to_string(p.depth_b) + "+" + std::to_string(p.n_b);
-  check("kv_store+attention", shape, "f16 kv", out.f(kCpu), out.f(kRef), out.n, kAttentionBudget);
+  const char* op = rope_k == 0 ? "kv_store+attention" : rope_k == 1 ? "rope+kv_store+attention" : "qk_norm+rope+kv_store+attention";
+  check(op, shape, "f16 kv", out.f(kCpu), out.f(kRef), out.n, kAttentionBudget);
 }
+TEST_P(KvAttention, MatchesRef) { kv_attention_case(GetParam(), 0); }
+TEST_P(KvAttention, AfterRope) { kv_attention_case(GetParam(), 1); }
+TEST_P(KvAttention, AfterQkNormAndRope) { kv_attention_case(GetParam(), 2); }
 INSTANTIATE_TEST_SUITE_P(
     BackendOps, KvAttention,
     ::testing::Values(AttnCase{false, 0, 0, 0, 1, 0, 0},      // first token

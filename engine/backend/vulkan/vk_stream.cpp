@@ -278,26 +278,57 @@ class VulkanStream final : public Stream {
              weights(uint64_t(w.n) * kF, uint64_t(rows * w.n) * kF));
   }
 
+  // Deferred to the next op: the kv_store of the same (k) heads takes it (rope_store); with a pending
+  // QK-norm of these heads it is normed first (rope_qk_norm).
   void rope(Buffer& x, int64_t n_head) override {
-    struct {
-      uint32_t n_head, head_dim, neox;
-      float eps;
-    } pc{u32(n_head), u32(c_.head_dim), c_.rope_type == ops::RopeType::Neox ? 1u : 0u, static_cast<float>(c_.eps)};
-    const Reads rd = data(uint64_t(b_.n_tokens) * (n_head + 1) * c_.head_dim * kF);  // x, and cos/sin
+    std::optional<Vector> norm;
     const auto on_x = [&](const QkNorm& n) { return n.x == &x; };
     for (auto it = qk_norms_.begin(); it != qk_norms_.end(); ++it)
       if (it->x == &x && it->rows == b_.n_tokens * n_head && std::count_if(qk_norms_.begin(), qk_norms_.end(), on_x) == 1) {
-        const Vector w = it->w;
+        norm = it->w;
         qk_norms_.erase(it);  // the others touch other buffers: they may wait on
-        dispatch("rope_qk_norm", {&vbuf(x), rope_.get(), &dev_of(w.device, "a norm weight")}, &pc, sizeof pc,
-                 {u32(n_head), u32(b_.n_tokens)}, weights(uint64_t(w.n) * kF, rd.total), 1, false);
-        return;
+        break;
       }
-    dispatch("rope", {&vbuf(x), rope_.get()}, &pc, sizeof pc, {u32(n_head), u32(b_.n_tokens)}, rd);
+    if (norm) settle(false);  // the other QK-norms may wait on
+    else settle();
+    pend_rope_ = PendingRope{&x, n_head, norm};
+  }
+
+  struct PendingRope {
+    Buffer* x;
+    int64_t n_head;
+    std::optional<Vector> norm;
+  };
+  // The deferred rope, alone or with the kv_store of its heads (kv set).
+  void emit_rope(VkKv* kv = nullptr, int layer = 0, vk::Buf* v = nullptr) {
+    if (!pend_rope_) return;
+    const PendingRope r = *pend_rope_;
+    pend_rope_.reset();
+    struct {
+      uint32_t n_head, head_dim, neox;
+      float eps;
+      uint32_t n_blocks, layer, off_pos, off_tbl;
+    } pc{u32(r.n_head), u32(c_.head_dim), c_.rope_type == ops::RopeType::Neox ? 1u : 0u, static_cast<float>(c_.eps),
+         kv ? u32(kv->shape.n_blocks) : 0u, static_cast<uint32_t>(layer), lay_.pos, lay_.tbl};
+    const uint64_t heads = uint64_t(b_.n_tokens) * r.n_head * c_.head_dim;
+    Reads rd = data((heads + uint64_t(b_.n_tokens) * c_.head_dim) * kF);  // x, and cos/sin
+    if (r.norm) rd = weights(uint64_t(r.norm->n) * kF, rd.total);
+    if (kv) rd.total += heads * kF;  // v
+    vk::Buf* w = r.norm ? &dev_of(r.norm->device, "a norm weight") : dummy_.get();
+    const std::string name = std::string(r.norm ? "rope_qk_norm" : "rope") + (kv ? "_store" : "");
+    const Grid g{u32(r.n_head), u32(b_.n_tokens)};
+    if (kv)
+      dispatch(name, {&vbuf(*r.x), rope_.get(), w, v, batch_.get(), kv->k.get(), kv->v.get()}, &pc, sizeof pc, g, rd, 1, false);
+    else
+      dispatch(name, {&vbuf(*r.x), rope_.get(), w}, &pc, sizeof pc, g, rd, 1, false);
   }
 
   void kv_store(KvStore& kv, int layer, const Buffer& k, const Buffer& v) override {
     auto& s = static_cast<VkKv&>(kv);
+    if (pend_rope_ && pend_rope_->x == &k && pend_rope_->n_head == s.shape.n_head_kv && s.shape.head_dim == c_.head_dim) {
+      emit_rope(&s, layer, &vbuf(v));
+      return;
+    }
     const uint32_t pairs = u32(s.shape.n_head_kv * s.shape.head_dim / 2);
     const uint32_t pc[] = {u32(b_.n_tokens), u32(s.shape.n_head_kv), u32(s.shape.head_dim), u32(s.shape.n_blocks),
                            static_cast<uint32_t>(layer), lay_.pos, lay_.tbl};
@@ -615,7 +646,13 @@ class VulkanStream final : public Stream {
     Vector w;
     int64_t rows;
   };
-  void settle() {
+  void settle(bool qk_norms = true) {
+    if (settling_) return;
+    settling_ = true;  // what it emits must not settle the rest first (program order)
+    struct Done {
+      bool& f;
+      ~Done() { f = false; }
+    } done{settling_};
     if (gemv_) {
       const PendingGemv g = *gemv_;
       gemv_.reset();
@@ -626,6 +663,8 @@ class VulkanStream final : public Stream {
       norm_.reset();
       norm_now(*n.x, *n.y, n.w, 1);
     }
+    emit_rope();
+    if (!qk_norms) return;
     std::vector<QkNorm> q;
     q.swap(qk_norms_);
     for (const QkNorm& n : q) norm_now(*n.x, const_cast<Buffer&>(*n.x), n.w, n.rows);
@@ -698,6 +737,8 @@ class VulkanStream final : public Stream {
   std::vector<QkNorm> qk_norms_;
   std::optional<PendingNorm> norm_;
   std::optional<PendingGemv> gemv_;
+  std::optional<PendingRope> pend_rope_;
+  bool settling_ = false;
 };
 
 }  // namespace
