@@ -183,6 +183,8 @@ void usage() {
       "                             vulkan: compute shaders; hip: HIP kernels (ROCm); hip-emu: them on the\n"
       "                             CPU emulator (tests); --device N picks the device\n"
       "  --kernel OPKEY=NAME        force a kernel (name or variant), e.g. gemv_q4_K=avx2 (repeatable)\n"
+      "  --profile                  per test, to stderr: per-shader device times, dispatches and bytes per\n"
+      "                             decoded token (vulkan); the forward pass's stages (cpu, ref)\n"
       "  --progress                 print progress to stderr\n");
 }
 
@@ -404,6 +406,8 @@ void bench_model(const std::string& path, const BenchParams& p, Printer& printer
   engine::LoadOptions lo;
   lo.print_plan = false;
   lo.backend = p.load.backend;
+  lo.device = p.load.device;    // --device N
+  lo.profile = p.load.profile;  // --profile: reported when each test's context ends
   lo.kernels = p.load.kernels;
   std::shared_ptr<engine::Model> model = engine::Model::load(path, lo);
   const int n_vocab = static_cast<int>(model->config().n_vocab);

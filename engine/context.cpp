@@ -30,13 +30,15 @@ Context::Context(std::shared_ptr<const Model> model, const ContextOptions& opts)
   Backend& be = model_->backend();
   kv_ = be.create_kv(KvShape{static_cast<int>(c.n_layer), static_cast<int>(c.n_head_kv), static_cast<int>(c.head_dim),
                              kv_cache_.n_blocks()});
-  stream_ = be.create_stream(c, StreamOptions{opts_.n_threads, opts_.n_batch, model_->kernel_policy()});
+  stream_ = be.create_stream(c, StreamOptions{opts_.n_threads, opts_.n_batch, model_->kernel_policy(), model_->profile()});
   seqs_.resize(static_cast<size_t>(opts.n_seq_max));
   ws_ = std::make_unique<Workspace>(be, c, opts_.n_batch);
   pos_.resize(static_cast<size_t>(opts_.n_batch));
   out_rows_.resize(pos_.size());
   block_table_.resize(pos_.size());
   if (const char* p = std::getenv("TESSERA_PROFILE"); p && *p && std::string_view(p) != "0") ws_->prof.on = true;
+  // --profile: the device's own per-dispatch report where the backend times its work, else the stages
+  if (model_->profile() && be.name() != "vulkan") ws_->prof.on = true;
   logits_.reserve(static_cast<size_t>(model_->config().n_vocab));
   if (opts.print_plan)
     std::fprintf(stderr,
@@ -49,6 +51,10 @@ Context::Context(std::shared_ptr<const Model> model, const ContextOptions& opts)
 
 Context::~Context() {
   if (ws_ && ws_->prof.on) ws_->prof.print();
+  if (stream_ && model_->profile()) {
+    const std::string r = stream_->profile_report(model_->config().n_layer, model_->active_bytes_per_token());
+    if (!r.empty()) std::fputs(r.c_str(), stderr);
+  }
 }
 
 uint64_t Context::scratch_bytes() const { return ws_->bytes(); }

@@ -131,6 +131,15 @@ class Stream {
   virtual void logits(const Matrix& w, const Vector& bias, const Buffer& h, float* host_logits) = 0;
   // Waits until every op issued so far has finished.
   virtual void sync() = 0;
+
+  // Profiling (--profile): the forward pass says which layer the next ops belong to (-1: none, the
+  // embedding and the output head); a stream that times its work reports it, given the model's
+  // active weight bytes per token (Model::active_bytes_per_token). Others ignore both.
+  virtual void set_layer(int layer) { (void)layer; }
+  virtual std::string profile_report(int64_t n_layer, uint64_t active_bytes_per_token) const {
+    (void)n_layer, (void)active_bytes_per_token;
+    return {};
+  }
 };
 
 struct StreamOptions {
@@ -139,6 +148,7 @@ struct StreamOptions {
   // Kernel overrides for the stream's own ops (attention_f16, rmsnorm_f32, rope_neox_f32 / rope_norm_f32, swiglu_f32):
   // the model's policy (Model::kernel_policy()), applied once when the stream is made.
   ops::KernelPolicy kernels;
+  bool profile = false;  // time every op (backends with device timers: vulkan)
 };
 
 class Backend {

@@ -56,6 +56,7 @@ void forward(const Model& m, const Batch& b, KvStore& kv, Workspace& ws, Stream&
   ws.prof.stream = &s;
   ws.prof.begin(b.n_tokens, b.n_tokens == 1);
   s.begin(b);
+  s.set_layer(-1);
   m.arch().forward(m, b, kv, ws, s);
   s.sync();
 }
@@ -65,6 +66,7 @@ void attention_block(const Model& m, int layer, const Batch& b, KvStore& kv, Wor
   const int64_t n = b.n_tokens;
   const LayerWeights& L = m.weights().layers[static_cast<size_t>(layer)];
 
+  s.set_layer(layer);  // every layer starts with its attention block
   s.rmsnorm(*ws.x, *ws.h, L.attn_norm, n);  // h = rmsnorm(x) * attn_norm
   ws.prof.mark(Stage::Norms);
   const MatmulCall qkv[] = {{&L.wq, ws.h.get(), ws.q.get()},   // q = Wq h
@@ -93,6 +95,7 @@ void attention_block(const Model& m, int layer, const Batch& b, KvStore& kv, Wor
 }
 
 void output_head(const Model& m, const Batch& b, Workspace& ws, Stream& s) {
+  s.set_layer(-1);
   if (b.n_out <= 0) return;
   const ModelWeights& W = m.weights();
   s.gather_out_rows(*ws.x, *ws.out_h);                  // the rows whose logits are wanted

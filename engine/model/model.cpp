@@ -171,6 +171,7 @@ std::shared_ptr<Model> Model::load(const std::string& path, const LoadOptions& o
   model->arch_ = find_architecture(model->config_.arch);
   model->backend_ = make_backend(opts.backend, opts.device);
   model->kernel_policy_ = opts.kernels;
+  model->profile_ = opts.profile;
   model->bind_weights(opts.kernels);
   if (opts.print_plan) {
     const ModelConfig& c = model->config_;
@@ -397,6 +398,21 @@ std::string Model::ftype_name() const {
   std::string n(type_name(best));
   for (char& ch : n) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
   return n + " (guessed)";
+}
+
+uint64_t Model::active_bytes_per_token() const {
+  const auto mat = [](const Matrix& m) -> uint64_t { return m.view.data ? uint64_t(m.view.n_out) * m.view.row_bytes : 0; };
+  const auto vec = [](const Vector& v) -> uint64_t { return uint64_t(v.n) * sizeof(float); };
+  const uint64_t k = static_cast<uint64_t>(std::max<int64_t>(config_.n_expert_used, 0));
+  const ModelWeights& W = weights_;
+  uint64_t n = W.token_embd.tensor ? W.token_embd.tensor->row_bytes() : 0;
+  n += vec(W.output_norm) + mat(W.output) + vec(W.output_bias);
+  for (const LayerWeights& L : W.layers) {
+    for (const Vector* v : {&L.attn_norm, &L.bq, &L.bk, &L.bv, &L.q_norm, &L.k_norm, &L.ffn_norm}) n += vec(*v);
+    for (const Matrix* m : {&L.wq, &L.wk, &L.wv, &L.wo, &L.ffn_gate, &L.ffn_up, &L.ffn_down, &L.router}) n += mat(*m);
+    for (const Matrix* m : {&L.gate_exps, &L.up_exps, &L.down_exps}) n += k * mat(*m);
+  }
+  return n;
 }
 
 std::string Model::type_description() const { return config_.arch + " " + size_label() + " " + ftype_name(); }

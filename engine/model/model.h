@@ -69,6 +69,7 @@ struct LoadOptions {
   int device = -1;              // the backend's device (`tessera devices`); -1: its default
   ops::KernelPolicy kernels = ops::KernelPolicy::from_env();  // kernel overrides (--kernel, TESSERA_KERNELS)
   bool print_plan = true;       // print the weight memory plan to stderr
+  bool profile = false;         // --profile: per-dispatch device times (vulkan), else the stage profile
 };
 
 // One transformer block's weights on the backend. Absent optional pieces are empty.
@@ -109,6 +110,10 @@ class Model {  // the mapped file, its config, and its weights on one backend
   // The kernel overrides it was loaded with (LoadOptions::kernels); streams choose their ops with them.
   const ops::KernelPolicy& kernel_policy() const { return kernel_policy_; }
   uint64_t weight_bytes() const { return weight_bytes_; }  // bytes of all tensors in the file
+  // Weight bytes one decoded token needs: every non-expert tensor (norms, attention, router, output
+  // head), n_expert_used experts' matrices per layer and one embedding row (--profile compares).
+  uint64_t active_bytes_per_token() const;
+  bool profile() const { return profile_; }  // LoadOptions::profile
   uint64_t n_params() const { return n_params_; }
   bool is_moe() const { return config_.n_expert > 0; }
   std::string type_description() const;  // llama-bench style, e.g. "qwen3moe 30B.A3B Q4_K - Medium"
@@ -126,6 +131,7 @@ class Model {  // the mapped file, its config, and its weights on one backend
   const Architecture* arch_ = nullptr;
   std::shared_ptr<Backend> backend_;
   ops::KernelPolicy kernel_policy_;
+  bool profile_ = false;
   ModelWeights weights_;
   std::vector<std::vector<float>> owned_;  // decoded non-F32 vectors (norms, biases)
   uint64_t weight_bytes_ = 0;

@@ -1,14 +1,18 @@
 // Dequantization of one weight value, per GGUF block type (the byte layouts of gguf/quant_blocks.h,
 // the scalar math of gguf/codecs.cpp). The including shader declares `uint w_words[]` (the raw bytes
 // of the tensor as 32-bit words, little-endian) and defines one TYPE_<type>.
-// dequant(blk, j): value j of the block starting at byte offset blk.
-uint wbyte(uint off) { return (w_words[off >> 2] >> ((off & 3u) * 8u)) & 0xffu; }
+// dequant(blk, j): value j of the block starting at byte offset blk. A shader reading two tensors
+// defines W_WORD(i) to pick the word from the one it is on (shaders/moe.comp).
+#if !defined(W_WORD)
+#define W_WORD(i) w_words[i]
+#endif
+uint wbyte(uint off) { return (W_WORD(off >> 2) >> ((off & 3u) * 8u)) & 0xffu; }
 float whalf(uint off) { return unpackHalf2x16(wbyte(off) | (wbyte(off + 1u) << 8)).x; }
 int wi8(uint off) { return int(wbyte(off) << 24) >> 24; }
 
 #if defined(TYPE_F32)
 const uint QK = 1, QBYTES = 4;
-float dequant(uint blk, uint j) { return uintBitsToFloat(w_words[blk >> 2]); }
+float dequant(uint blk, uint j) { return uintBitsToFloat(W_WORD(blk >> 2)); }
 #elif defined(TYPE_F16)
 const uint QK = 1, QBYTES = 2;
 float dequant(uint blk, uint j) { return whalf(blk); }

@@ -8,7 +8,7 @@
 //   begin            every test (each op runs after begin(batch)); Rope.NewBeginMovesPositions
 //   embed            Embed.*            exact, against dequantize_row
 //   rmsnorm          Rmsnorm.*          rows of n_embd, in place, QK-norm rows of head_dim
-//   rope             Rope.*             q and k heads, positions far from 0, two sequences
+//   rope             Rope.*             q and k heads, positions far from 0, two sequences; after QK-norm
 //   kv_store         KvAttention.*      filled over several batches, read back through attention
 //   attention        KvAttention.*      depths across KV blocks, two sequences, GQA groupings
 //   matmul           Matmul.*           several calls in one go, `rows` below the batch, 1/3/33 tokens
@@ -16,7 +16,8 @@
 //   add              Add.*
 //   swiglu           Swiglu.*
 //   route            Route.*            ids exact (distinct logits; exact ties), weights by NMSE
-//   moe              Moe.*              ids and weights from ref's route, shared and unused experts
+//   moe              Moe.*              ids and weights from ref's route, shared and unused experts;
+//                    MoeMixed.*         gate / up / down of different types, as real files mix them
 //   gather_out_rows  GatherOutRows.*    exact
 //   logits           Logits.*           with and without bias, reordered output rows
 //   sync             every test (called after every op)
@@ -524,6 +525,31 @@ TEST_P(Rope, NewBeginMovesPositions) {
   check("begin+rope", "pos 0+3 then " + std::to_string(p.starts.back() + 5) + "+3", "f32", b.f(kCpu), b.f(kRef), sz,
         kRowOpBudget);
 }
+// QK-norm then rope of q and k, in the order the attention block issues them (rmsnorm q, rmsnorm k,
+// rope q, rope k; vulkan fuses each norm into its rope): both heads' outputs against ref.
+TEST_P(Rope, AfterQkNorm) {
+  const RopeCase p = GetParam();
+  Twin tw(rope_config(p));
+  const ModelConfig& c = tw.cfg();
+  BatchData bd;
+  for (int st : p.starts) bd.add(kNoBlocks, st, p.per_seq);
+  const int64_t n_tok = bd.get().n_tokens, hd = c.head_dim;
+  const size_t nq = static_cast<size_t>(n_tok * c.n_head * hd), nk = static_cast<size_t>(n_tok * c.n_head_kv * hd);
+  std::vector<float> wq = random_activations(hd, 5), wk = random_activations(hd, 6);
+  for (float& v : wq) v += 1.0f;
+  Vector vq[2] = {tw.backend(kCpu).upload_vector(wq.data(), hd), tw.backend(kRef).upload_vector(wq.data(), hd)};
+  Vector vk[2] = {tw.backend(kCpu).upload_vector(wk.data(), hd), tw.backend(kRef).upload_vector(wk.data(), hd)};
+  Buf q = tw.buf(nq, random_activations(static_cast<int64_t>(nq), 7)), k = tw.buf(nk, random_activations(static_cast<int64_t>(nk), 8));
+  tw.run(bd.get(), [&](Stream& s, int side) {
+    s.rmsnorm(q[side], q[side], vq[side], n_tok * c.n_head);
+    s.rmsnorm(k[side], k[side], vk[side], n_tok * c.n_head_kv);
+    s.rope(q[side], c.n_head);
+    s.rope(k[side], c.n_head_kv);
+  });
+  const std::string shape = std::to_string(n_tok) + " tok x " + std::to_string(hd);
+  check("qk_norm+rope", "q " + shape, "f32", q.f(kCpu), q.f(kRef), nq, kRowOpBudget);
+  check("qk_norm+rope", "k " + shape, "f32", k.f(kCpu), k.f(kRef), nk, kRowOpBudget);
+}
 INSTANTIATE_TEST_SUITE_P(BackendOps, Rope,
                          ::testing::Values(RopeCase{false, {0}, 1}, RopeCase{false, {0}, 3}, RopeCase{false, {17, 1000}, 3},
                                            RopeCase{true, {0}, 3}, RopeCase{true, {40000, 5}, 2},
@@ -548,8 +574,9 @@ void PrintTo(const AttnCase& p, std::ostream* os) {
 }
 class KvAttention : public OpTest<AttnCase> {};
 
-TEST_P(KvAttention, MatchesRef) {
-  const AttnCase p = GetParam();
+// rope_k: 0: K stored as drawn; 1: rope'd first; 2: QK-norm'ed and rope'd first (as the forward pass
+// issues them; vulkan folds the store into the rope: rope_store / rope_qk_norm_store).
+void kv_attention_case(const AttnCase& p, int rope_k) {
   ModelConfig cfg = p.real ? real_config() : small_config();
   if (p.n_head) {
     cfg.n_head = p.n_head;
@@ -566,12 +593,19 @@ TEST_P(KvAttention, MatchesRef) {
   std::unique_ptr<KvStore> kv[2] = {tw.backend(kCpu).create_kv(kv_shape), tw.backend(kRef).create_kv(kv_shape)};
   const int64_t kv_dim = c.n_head_kv * c.head_dim, q_dim = c.n_head * c.head_dim;
   uint64_t seed = 100;
+  std::vector<float> knw = random_activations(c.head_dim, 99);
+  for (float& v : knw) v += 1.0f;
+  Vector kn[2] = {tw.backend(kCpu).upload_vector(knw.data(), c.head_dim), tw.backend(kRef).upload_vector(knw.data(), c.head_dim)};
   // stores K and V of a batch in one layer of both stores
   auto store = [&](BatchData& bd, int layer) {
     const int64_t n = bd.get().n_tokens;
     Buf k = tw.buf(static_cast<size_t>(n * kv_dim), random_activations(n * kv_dim, seed++));
     Buf v = tw.buf(static_cast<size_t>(n * kv_dim), random_activations(n * kv_dim, seed++));
-    tw.run(bd.get(), [&](Stream& s, int side) { s.kv_store(*kv[side], layer, k[side], v[side]); });
+    tw.run(bd.get(), [&](Stream& s, int side) {
+      if (rope_k == 2) s.rmsnorm(k[side], k[side], kn[side], n * c.n_head_kv);
+      if (rope_k >= 1) s.rope(k[side], c.n_head_kv);
+      s.kv_store(*kv[side], layer, k[side], v[side]);
+    });
   };
   // the context before the query batch, in uneven batches (both sequences interleaved in some)
   const int chunks[] = {1, 7, 33, 5, 64};
@@ -599,8 +633,12 @@ TEST_P(KvAttention, MatchesRef) {
   std::string shape = std::to_string(c.n_head) + "/" + std::to_string(c.n_head_kv) + "x" + std::to_string(c.head_dim) +
                       " A " + std::to_string(p.depth_a) + "+" + std::to_string(p.n_a);
   if (p.n_b > 0) shape += " B " + std::to_string(p.depth_b) + "+" + std::to_string(p.n_b);
-  check("kv_store+attention", shape, "f16 kv", out.f(kCpu), out.f(kRef), out.n, kAttentionBudget);
+  const char* op = rope_k == 0 ? "kv_store+attention" : rope_k == 1 ? "rope+kv_store+attention" : "qk_norm+rope+kv_store+attention";
+  check(op, shape, "f16 kv", out.f(kCpu), out.f(kRef), out.n, kAttentionBudget);
 }
+TEST_P(KvAttention, MatchesRef) { kv_attention_case(GetParam(), 0); }
+TEST_P(KvAttention, AfterRope) { kv_attention_case(GetParam(), 1); }
+TEST_P(KvAttention, AfterQkNormAndRope) { kv_attention_case(GetParam(), 2); }
 INSTANTIATE_TEST_SUITE_P(
     BackendOps, KvAttention,
     ::testing::Values(AttnCase{false, 0, 0, 0, 1, 0, 0},      // first token
@@ -790,14 +828,63 @@ INSTANTIATE_TEST_SUITE_P(BackendOps, Route,
                                   "tok" + (i.param.step > 0 ? "" : "_ties");
                          });
 
-// ===== moe =====
-class Moe : public OpTest<GgmlType> {};
-TEST_P(Moe, MatchesRefWithRefRouting) {
+// ===== decode sequences =====
+// A decode token's op sequences that the vulkan stream fuses (gemv_norm, gemv_add): rmsnorm then the
+// q/k/v matmuls of its output (and an f32 router after another norm), a matmul then the residual add
+// of its output; every output (the normed row too) against ref.
+class DecodeSequence : public OpTest<GgmlType> {};
+TEST_P(DecodeSequence, MatchesRef) {
   const GgmlType t = GetParam();
-  uint64_t seed = 50;
+  const std::string tn(type_name(t));
+  uint64_t seed = 90;
+  Twin tw(real_config());
+  const ModelConfig& c = tw.cfg();
+  const int64_t E = c.n_embd, Q = c.n_head * c.head_dim, KV = c.n_head_kv * c.head_dim;
+  Weight& wq = tw.weight(t, E, Q, 1, seed++);
+  Weight& wk = tw.weight(t, E, KV, 1, seed++);
+  Weight& wv = tw.weight(t, E, KV, 1, seed++);
+  Weight& wo = tw.weight(t, Q, E, 1, seed++);
+  Weight& wr = tw.weight(GgmlType::F32, E, c.n_expert, 1, seed++);
+  std::vector<float> nw = random_activations(E, seed++);
+  for (float& v : nw) v += 1.0f;
+  Vector n[2] = {tw.backend(kCpu).upload_vector(nw.data(), E), tw.backend(kRef).upload_vector(nw.data(), E)};
+  Buf x = tw.buf(static_cast<size_t>(E), random_activations(E, seed++)), h = tw.buf(static_cast<size_t>(E));
+  Buf q = tw.buf(static_cast<size_t>(Q)), k = tw.buf(static_cast<size_t>(KV)), v = tw.buf(static_cast<size_t>(KV));
+  Buf a = tw.buf(static_cast<size_t>(Q), random_activations(Q, seed++)), r = tw.buf(static_cast<size_t>(c.n_expert));
+  BatchData one;
+  one.add(kNoBlocks, 7, 1);
+  tw.run(one.get(), [&](Stream& s, int side) {
+    s.rmsnorm(x[side], h[side], n[side], 1);
+    const MatmulCall qkv[] = {{&wq.m[side], &h[side], &q[side], -1}, {&wk.m[side], &h[side], &k[side], -1},
+                              {&wv.m[side], &h[side], &v[side], -1}};
+    s.matmul(qkv);
+    s.matmul(MatmulCall{&wo.m[side], &a[side], &h[side], -1});  // h = Wo a, x += h
+    s.add(x[side], h[side], E);
+    s.rmsnorm(x[side], h[side], n[side], 1);  // h = norm(x), r = Wr h (f32)
+    s.matmul(MatmulCall{&wr.m[side], &h[side], &r[side], -1});
+  });
+  const double nb = kRowOpBudget, mb = matmul_budget(t);
+  check("decode seq", "norm+q " + dims({E, Q}), tn, q.f(kCpu), q.f(kRef), q.n, mb);
+  check("decode seq", "norm+k " + dims({E, KV}), tn, k.f(kCpu), k.f(kRef), k.n, mb);
+  check("decode seq", "norm+v " + dims({E, KV}), tn, v.f(kCpu), v.f(kRef), v.n, mb);
+  check("decode seq", "o+add " + dims({Q, E}), tn, x.f(kCpu), x.f(kRef), x.n, mb);
+  check("decode seq", "norm (2nd)", "f32", h.f(kCpu), h.f(kRef), h.n, std::max(nb, mb));
+  check("decode seq", "norm+router " + dims({E, c.n_expert}), "f32", r.f(kCpu), r.f(kRef), r.n, std::max(mb, matmul_budget(GgmlType::F32)));
+}
+INSTANTIATE_TEST_SUITE_P(BackendOps, DecodeSequence,
+                         ::testing::Values(GgmlType::Q4_K, GgmlType::Q6_K, GgmlType::IQ4_NL, GgmlType::Q8_0, GgmlType::Q5_0,
+                                           GgmlType::F16, GgmlType::BF16),
+                         [](const auto& i) { return std::string(type_name(i.param)); });
+
+// ===== moe =====
+// x += experts(h) with gate, up and down of types tg, tu, td (ids and weights from ref's route).
+void moe_case(GgmlType tg, GgmlType tu, GgmlType td, uint64_t seed) {
+  const std::string types = tg == tu && tu == td ? std::string(type_name(tg))
+                                                 : std::string(type_name(tg)) + "/" + std::string(type_name(tu)) + "/" + std::string(type_name(td));
+  const bool k_quant = block_of(tg) == 256 || block_of(tu) == 256 || block_of(td) == 256;
   for (bool real : {false, true}) {
     ModelConfig cfg = real ? real_config() : small_config();
-    if (!real && block_of(t) == 256) {  // K-quants: rows of whole super-blocks
+    if (!real && k_quant) {  // K-quants: rows of whole super-blocks
       cfg.n_embd = 256;
       cfg.n_ff_exp = 512;
     }
@@ -807,9 +894,9 @@ TEST_P(Moe, MatchesRefWithRefRouting) {
     Twin tw(cfg);
     const ModelConfig& c = tw.cfg();
     const int64_t E = c.n_embd, F = c.n_ff_exp, X = c.n_expert, K = c.n_expert_used;
-    Weight& gate = tw.weight(t, E, F, X, seed++);
-    Weight& up = tw.weight(t, E, F, X, seed++);
-    Weight& down = tw.weight(t, F, E, X, seed++);
+    Weight& gate = tw.weight(tg, E, F, X, seed++);
+    Weight& up = tw.weight(tu, E, F, X, seed++);
+    Weight& down = tw.weight(td, F, E, X, seed++);
     for (int n_tok : real ? std::vector<int>{1, 3} : std::vector<int>{1, 5}) {
       BatchData bd;
       bd.add(kNoBlocks, 2, n_tok);
@@ -828,15 +915,31 @@ TEST_P(Moe, MatchesRefWithRefRouting) {
         s.moe(gate.m[side], up.m[side], down.m[side], h[side], ids[side], w[side], x[side]);
       });
       check("moe", std::to_string(K) + " of " + std::to_string(X) + " " + dims({E, F}) + " " + std::to_string(n_tok) + " tok",
-            std::string(type_name(t)), x.f(kCpu), x.f(kRef), x.n, moe_budget(t));
+            types, x.f(kCpu), x.f(kRef), x.n, std::max({moe_budget(tg), moe_budget(tu), moe_budget(td)}));
     }
   }
 }
+
+class Moe : public OpTest<GgmlType> {};
+TEST_P(Moe, MatchesRefWithRefRouting) { moe_case(GetParam(), GetParam(), GetParam(), 50); }
 // F32 experts are not a thing in MoE GGUFs (F32 is the router's type, covered by Matmul)
 INSTANTIATE_TEST_SUITE_P(BackendOps, Moe,
                          ::testing::Values(GgmlType::Q4_K, GgmlType::Q6_K, GgmlType::IQ4_NL, GgmlType::Q8_0,
-                                           GgmlType::Q5_0, GgmlType::F16),
+                                           GgmlType::Q5_0, GgmlType::F16, GgmlType::Q5_K, GgmlType::Q4_0, GgmlType::Q4_1,
+                                           GgmlType::Q5_1, GgmlType::BF16),
                          [](const auto& i) { return std::string(type_name(i.param)); });
+
+// The stacks of one layer in different types, as Q4_K_M / IQ4_NL files mix them (down in Q6_K, Q8_0
+// or Q5_0); gate and up of different types too (vulkan: apart, not in its fused gate+up shader).
+class MoeMixed : public OpFixture {};
+TEST_F(MoeMixed, MatchesRefWithRefRouting) {
+  const GgmlType cases[][3] = {{GgmlType::Q4_K, GgmlType::Q4_K, GgmlType::Q6_K},
+                               {GgmlType::Q4_K, GgmlType::Q4_K, GgmlType::Q5_0},
+                               {GgmlType::IQ4_NL, GgmlType::IQ4_NL, GgmlType::Q8_0},
+                               {GgmlType::Q4_K, GgmlType::Q6_K, GgmlType::Q4_K}};
+  uint64_t seed = 70;
+  for (const auto& t : cases) moe_case(t[0], t[1], t[2], seed += 10);
+}
 
 // ===== gather_out_rows =====
 class GatherOutRows : public OpFixture {};

@@ -135,7 +135,9 @@ const char* const kBackendUsage =
     "                         ops; vulkan: compute shaders on a Vulkan device; hip: HIP kernels on an AMD GPU\n"
     "                         (ROCm runtime); hip-emu: the same HIP kernels on the CPU emulator (slow, for tests)\n"
     "  --device N             the Vulkan device (`tessera devices` lists them; default: the first GPU)\n"
-    "  --kernel OPKEY=NAME    force a kernel by name or variant, e.g. gemv_q4_K=avx2 (repeatable)\n";
+    "  --kernel OPKEY=NAME    force a kernel by name or variant, e.g. gemv_q4_K=avx2 (repeatable)\n"
+    "  --profile              at exit, where the time went: per-shader device times, dispatches and bytes\n"
+    "                         read per decoded token (vulkan); the forward pass's stages (cpu, ref)\n";
 
 engine::LoadOptions load_options(Args& args) {
   engine::LoadOptions lo;
@@ -143,6 +145,7 @@ engine::LoadOptions load_options(Args& args) {
   if ((", " + engine::backend_names() + ",").find(", " + lo.backend + ",") == std::string::npos)
     throw_error("--backend {}: not available in this build (available: {})", lo.backend, engine::backend_names());
   lo.device = static_cast<int>(args.get_int({"--device"}, -1, -1, 64));
+  lo.profile = args.flag({"--profile"});
   for (const std::string& k : args.values({"--kernel"})) {
     const size_t eq = k.find('=');
     if (eq == std::string::npos || eq == 0 || eq + 1 == k.size())

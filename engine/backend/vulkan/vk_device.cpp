@@ -58,6 +58,7 @@ DeviceInfo describe_device(VkPhysicalDevice pd, int index) {
   d.driver = fmt::format("{} {}", drv.driverName, drv.driverInfo);
   d.api = p2.properties.apiVersion;
   d.subgroup_size = sub.subgroupSize;
+  d.max_shared_bytes = p2.properties.limits.maxComputeSharedMemorySize;
   VkPhysicalDeviceMemoryProperties mem;
   fn.vkGetPhysicalDeviceMemoryProperties(pd, &mem);
   for (uint32_t h = 0; h < mem.memoryHeapCount; ++h)
@@ -148,6 +149,10 @@ Device::Device(int index) {
   for (uint32_t i = 0; i < nq && family_ == UINT32_MAX; ++i)
     if (qf[i].queueFlags & VK_QUEUE_COMPUTE_BIT) family_ = i;
   if (family_ == UINT32_MAX) throw_error("vulkan: device {} has no compute queue", info_.name);
+  timestamp_bits_ = qf[family_].timestampValidBits;
+  VkPhysicalDeviceProperties props;
+  fn.vkGetPhysicalDeviceProperties(pd_, &props);
+  timestamp_period_ = props.limits.timestampPeriod;
 
   const float prio = 1.0f;
   VkDeviceQueueCreateInfo qi{VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO};

@@ -21,6 +21,7 @@ struct DeviceInfo {
   uint64_t device_local_bytes = 0;
   bool host_visible_device_local = false;  // unified memory (or resizable BAR): no staging needed
   uint32_t subgroup_size = 0;
+  uint32_t max_shared_bytes = 0;           // maxComputeSharedMemorySize (workgroup shared memory)
   bool coopmat = false;                    // VK_KHR_cooperative_matrix
   std::vector<std::string> coopmat_shapes; // "8x8x8 f16*f16->f32 subgroup"
   bool int_dot = false;                    // VK_KHR_shader_integer_dot_product
@@ -46,7 +47,7 @@ struct Buf {
 };
 
 // Storage buffer bindings every shader's one descriptor set has (unused ones point at a dummy buffer).
-inline constexpr int kBindings = 6;
+inline constexpr int kBindings = 8;
 inline constexpr uint32_t kPushBytes = 128;
 
 class Device : public std::enable_shared_from_this<Device> {
@@ -81,6 +82,9 @@ class Device : public std::enable_shared_from_this<Device> {
   // Submits a recorded command buffer and waits for it.
   void submit_wait(VkCommandBuffer cb);
   VkCommandPool pool() const { return pool_; }
+  // Timestamps of the compute queue: valid bits (0: none) and nanoseconds per tick.
+  uint32_t timestamp_bits() const { return timestamp_bits_; }
+  double timestamp_period() const { return timestamp_period_; }
 
  private:
   VkCommandBuffer begin_one_shot();
@@ -93,6 +97,8 @@ class Device : public std::enable_shared_from_this<Device> {
   VkDevice dev_ = VK_NULL_HANDLE;
   VkQueue queue_ = VK_NULL_HANDLE;
   uint32_t family_ = 0;
+  uint32_t timestamp_bits_ = 0;
+  double timestamp_period_ = 0;
   VkCommandPool pool_ = VK_NULL_HANDLE;
   VkFence fence_ = VK_NULL_HANDLE;
   VkDescriptorSetLayout set_layout_ = VK_NULL_HANDLE;

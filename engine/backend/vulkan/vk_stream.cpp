@@ -1,10 +1,15 @@
 // The `vulkan` backend's Stream: every op is a compute dispatch recorded into one command buffer,
 // submitted at sync() (one submit per forward step, not per op), with a memory barrier after each
 // dispatch. Descriptor sets come from a pool reset at each sync. Shaders: shaders/*.comp.
+#include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <map>
+#include <optional>
 #include <string>
 #include <vector>
+
+#include <fmt/format.h>
 
 #include "core/error.h"
 #include "engine/backend/vulkan/vk_backend.h"
@@ -32,6 +37,14 @@ Grid split(uint64_t n) {
 
 uint32_t u32(int64_t v) { return static_cast<uint32_t>(v); }
 
+// Bytes a dispatch reads (--profile): all of them, and the model's weights among them.
+struct Reads {
+  uint64_t total = 0, weights = 0;
+};
+Reads weights(uint64_t w, uint64_t other) { return {w + other, w}; }
+Reads data(uint64_t n) { return {n, 0}; }
+constexpr uint64_t kF = sizeof(float);
+
 bool has_matmul_shader(GgmlType t) {
   switch (t) {
     case GgmlType::F32: case GgmlType::F16: case GgmlType::BF16: case GgmlType::Q8_0: case GgmlType::Q4_0:
@@ -41,6 +54,129 @@ bool has_matmul_shader(GgmlType t) {
   }
 }
 
+constexpr uint32_t kSets = 2048;  // descriptor sets per pool (dispatches per submit); a longer step flushes midway
+
+// --profile: a timestamp after every dispatch (and one at the start of each command buffer), read
+// back after each submit; with barriers between dispatches, the difference of two neighbours is the
+// device time of the later one. Counts, time and bytes read per shader, for decode steps (one token)
+// and batches apart, per layer as the forward pass announces them (Stream::set_layer).
+class Profile {
+ public:
+  explicit Profile(vk::Device& d) : d_(d), timed_(d.timestamp_bits() > 0 && d.timestamp_period() > 0) {
+    if (!timed_) return;
+    VkQueryPoolCreateInfo qi{VK_STRUCTURE_TYPE_QUERY_POOL_CREATE_INFO};
+    qi.queryType = VK_QUERY_TYPE_TIMESTAMP;
+    qi.queryCount = kSets + 1;
+    vk::check(fn.vkCreateQueryPool(d_.dev(), &qi, nullptr, &pool_), "vkCreateQueryPool");
+  }
+  ~Profile() {
+    if (pool_) fn.vkDestroyQueryPool(d_.dev(), pool_, nullptr);
+  }
+  Profile(const Profile&) = delete;
+  Profile& operator=(const Profile&) = delete;
+
+  void begin_step(int64_t n_tokens) {
+    kind_ = n_tokens == 1 ? 0 : 1;
+    ++k_[kind_].steps;
+    k_[kind_].tokens += static_cast<uint64_t>(n_tokens);
+  }
+  void set_layer(int layer) { layer_ = layer; }
+  // A command buffer begins: the timestamp every later one is measured from.
+  void start(VkCommandBuffer cb) {
+    if (!timed_) return;
+    fn.vkCmdResetQueryPool(cb, pool_, 0, kSets + 1);
+    fn.vkCmdWriteTimestamp(cb, VK_PIPELINE_STAGE_TOP_OF_PIPE_BIT, pool_, 0);
+  }
+  void dispatched(VkCommandBuffer cb, const std::string& shader, Reads rd) {
+    pending_.push_back({shader, kind_, layer_, rd});
+    if (timed_) fn.vkCmdWriteTimestamp(cb, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, pool_, static_cast<uint32_t>(pending_.size()));
+  }
+  // After the submit finished: the times of its dispatches.
+  void collect() {
+    if (pending_.empty()) return;
+    std::vector<uint64_t> ts(pending_.size() + 1);
+    if (timed_)
+      vk::check(fn.vkGetQueryPoolResults(d_.dev(), pool_, 0, static_cast<uint32_t>(ts.size()), ts.size() * 8, ts.data(), 8,
+                                         VK_QUERY_RESULT_64_BIT | VK_QUERY_RESULT_WAIT_BIT),
+                "vkGetQueryPoolResults");
+    const uint64_t mask = d_.timestamp_bits() >= 64 ? ~uint64_t{0} : (uint64_t{1} << d_.timestamp_bits()) - 1;
+    for (size_t i = 0; i < pending_.size(); ++i) {
+      const Rec& r = pending_[i];
+      const double ns = static_cast<double>((ts[i + 1] - ts[i]) & mask) * d_.timestamp_period();
+      Kind& k = k_[r.kind];
+      Stat& st = k.shaders[r.shader];
+      ++st.calls;
+      st.ns += ns;
+      st.bytes += r.rd.total;
+      ++k.dispatches;
+      k.ns += ns;
+      k.bytes += r.rd.total;
+      k.weights += r.rd.weights;
+      if (r.layer >= 0) ++k.layers[r.layer];
+      else ++k.outside;
+    }
+    pending_.clear();
+  }
+  std::string report(int64_t n_layer, uint64_t active) const;
+
+ private:
+  struct Rec {
+    std::string shader;
+    int kind, layer;
+    Reads rd;
+  };
+  struct Stat {
+    uint64_t calls = 0, bytes = 0;
+    double ns = 0;
+  };
+  struct Kind {
+    uint64_t steps = 0, tokens = 0, dispatches = 0, outside = 0, bytes = 0, weights = 0;
+    double ns = 0;
+    std::map<std::string, Stat> shaders;
+    std::map<int, uint64_t> layers;  // dispatches of each layer
+  };
+  vk::Device& d_;
+  const bool timed_;
+  VkQueryPool pool_ = VK_NULL_HANDLE;
+  int kind_ = 0, layer_ = -1;
+  std::vector<Rec> pending_;
+  Kind k_[2];  // decode steps (one token), batches
+};
+
+std::string mib(uint64_t b) { return fmt::format("{:.3f} MiB", static_cast<double>(b) / (1 << 20)); }
+
+std::string Profile::report(int64_t n_layer, uint64_t active) const {
+  std::string s = fmt::format("tessera: vulkan profile: {}; ", d_.info().name);
+  s += timed_ ? fmt::format("timestamps: {} valid bits, {} ns per tick\n", d_.timestamp_bits(), d_.timestamp_period())
+              : "no timestamps on its compute queue (times are 0)\n";
+  for (int kind = 0; kind < 2; ++kind) {
+    const Kind& k = k_[kind];
+    if (k.steps == 0) continue;
+    const double tok = static_cast<double>(k.tokens);
+    uint64_t in_layers = 0, lo = UINT64_MAX, hi = 0;
+    for (const auto& [l, n] : k.layers) in_layers += n, lo = std::min(lo, n), hi = std::max(hi, n);
+    if (k.layers.empty()) lo = 0;
+    s += fmt::format("tessera:   {}: {} steps, {} tokens, {} dispatches, {:.3f} ms on the device\n",
+                     kind == 0 ? "decode (steps of one token)" : "batches", k.steps, k.tokens, k.dispatches, k.ns / 1e6);
+    s += fmt::format("tessera:     dispatches per token: {:.2f} = {:.2f} per layer x {} layers (layers {:.2f}..{:.2f}) + {:.2f} outside the layers\n",
+                     k.dispatches / tok, in_layers / tok / std::max<double>(1, static_cast<double>(n_layer)), k.layers.size(),
+                     lo / tok, hi / tok, k.outside / tok);
+    s += fmt::format("tessera:     bytes read per token: {} = {:.3f}x the model's active bytes ({}); weights {} = {:.3f}x; KV and activations {}\n",
+                     mib(static_cast<uint64_t>(k.bytes / tok)), k.bytes / tok / static_cast<double>(active), mib(active),
+                     mib(static_cast<uint64_t>(k.weights / tok)), k.weights / tok / static_cast<double>(active),
+                     mib(static_cast<uint64_t>((k.bytes - k.weights) / tok)));
+    s += fmt::format("tessera:     {:<24} {:>8} {:>10} {:>11} {:>9} {:>6} {:>12}\n", "shader", "calls", "per token", "device ms",
+                     "us/call", "share", "MiB read");
+    std::vector<std::pair<std::string, Stat>> rows(k.shaders.begin(), k.shaders.end());
+    std::sort(rows.begin(), rows.end(), [](const auto& a, const auto& b) { return a.second.ns > b.second.ns; });
+    for (const auto& [name, st] : rows)
+      s += fmt::format("tessera:     {:<24} {:>8} {:>10.2f} {:>11.3f} {:>9.1f} {:>5.1f}% {:>12.3f}\n", name, st.calls, st.calls / tok,
+                       st.ns / 1e6, st.ns / 1e3 / static_cast<double>(st.calls), k.ns > 0 ? 100.0 * st.ns / k.ns : 0.0,
+                       static_cast<double>(st.bytes) / (1 << 20));
+  }
+  return s;
+}
+
 vk::Buf& dev_of(const std::shared_ptr<void>& p, const char* what) {
   if (!p) throw_error("vulkan: {} was not uploaded to this backend", what);
   return *static_cast<vk::Buf*>(p.get());
@@ -48,7 +184,8 @@ vk::Buf& dev_of(const std::shared_ptr<void>& p, const char* what) {
 
 class VulkanStream final : public Stream {
  public:
-  VulkanStream(std::shared_ptr<vk::Device> d, const ModelConfig& c) : hold_(std::move(d)), d_(*hold_), c_(c) {
+  VulkanStream(std::shared_ptr<vk::Device> d, const ModelConfig& c, bool profile) : hold_(std::move(d)), d_(*hold_), c_(c) {
+    if (profile) prof_ = std::make_unique<Profile>(d_);
     VkDescriptorPoolSize ps{VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, kSets * vk::kBindings};
     VkDescriptorPoolCreateInfo pi{VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO};
     pi.maxSets = kSets;
@@ -68,6 +205,7 @@ class VulkanStream final : public Stream {
     // Work recorded but never synced is dropped, not submitted: an exception may have unwound the
     // buffers it names already.
     if (recording_) fn.vkEndCommandBuffer(cb_);
+    prof_.reset();
     fn.vkFreeCommandBuffers(d_.dev(), d_.pool(), 1, &cb_);
     fn.vkDestroyDescriptorPool(d_.dev(), pool_, nullptr);
   }
@@ -76,6 +214,7 @@ class VulkanStream final : public Stream {
     sync();  // the batch buffer is rewritten below
     b_ = b;
     const int64_t n = b.n_tokens;
+    if (prof_) prof_->begin_step(n);
     std::vector<uint32_t> w(static_cast<size_t>(3 * n + b.n_out));
     lay_ = {0, u32(n), u32(2 * n), u32(3 * n)};
     for (int64_t t = 0; t < n; ++t) {
@@ -110,33 +249,95 @@ class VulkanStream final : public Stream {
     check_type(t.type, "embedding table");
     const uint32_t pc[] = {u32(t.ne[0]), u32(static_cast<int64_t>(t.row_bytes())), lay_.tokens};
     dispatch("embed_" + std::string(type_name(t.type)), {&dev_of(table.device, "the embedding table"), batch_.get(), &vbuf(x)},
-             pc, sizeof pc, {u32(b_.n_tokens), 1});
+             pc, sizeof pc, {u32(b_.n_tokens), 1}, weights(uint64_t(b_.n_tokens) * t.row_bytes(), uint64_t(b_.n_tokens) * 4));
   }
 
   void rmsnorm(const Buffer& x, Buffer& y, const Vector& w, int64_t rows) override {
     if (rows <= 0) return;
+    // qwen3's QK-norm (in place, rows of head_dim) waits for the rope of the same heads, which does it
+    // (rope_qk_norm); anything else dispatches it first (settle)
+    if (&x == &y && w.n == c_.head_dim && c_.head_dim <= 256 && rows % b_.n_tokens == 0) {
+      qk_norms_.push_back({&y, w, rows});
+      return;
+    }
+    // a decode row's norm waits for the matmul that reads it (gemv_norm); anything else settles it
+    if (rows == 1 && b_.n_tokens == 1 && &x != &y && w.n <= 4096) {
+      settle();
+      norm_ = PendingNorm{&x, &y, w};
+      return;
+    }
+    norm_now(x, y, w, rows);
+  }
+
+  void norm_now(const Buffer& x, Buffer& y, const Vector& w, int64_t rows) {
     struct {
       uint32_t n, rows;
       float eps;
     } pc{u32(w.n), u32(rows), static_cast<float>(c_.eps)};
-    dispatch("rmsnorm", {&vbuf(x), &vbuf(y), &dev_of(w.device, "a norm weight")}, &pc, sizeof pc, split(static_cast<uint64_t>(rows)));
+    dispatch("rmsnorm", {&vbuf(x), &vbuf(y), &dev_of(w.device, "a norm weight")}, &pc, sizeof pc, split(static_cast<uint64_t>(rows)),
+             weights(uint64_t(w.n) * kF, uint64_t(rows * w.n) * kF));
   }
 
+  // Deferred to the next op: the kv_store of the same (k) heads takes it (rope_store); with a pending
+  // QK-norm of these heads it is normed first (rope_qk_norm).
   void rope(Buffer& x, int64_t n_head) override {
-    const uint32_t pc[] = {u32(n_head), u32(c_.head_dim), c_.rope_type == ops::RopeType::Neox ? 1u : 0u};
-    dispatch("rope", {&vbuf(x), rope_.get()}, pc, sizeof pc, {u32(n_head), u32(b_.n_tokens)});
+    std::optional<Vector> norm;
+    const auto on_x = [&](const QkNorm& n) { return n.x == &x; };
+    for (auto it = qk_norms_.begin(); it != qk_norms_.end(); ++it)
+      if (it->x == &x && it->rows == b_.n_tokens * n_head && std::count_if(qk_norms_.begin(), qk_norms_.end(), on_x) == 1) {
+        norm = it->w;
+        qk_norms_.erase(it);  // the others touch other buffers: they may wait on
+        break;
+      }
+    if (norm) settle(false);  // the other QK-norms may wait on
+    else settle();
+    pend_rope_ = PendingRope{&x, n_head, norm};
+  }
+
+  struct PendingRope {
+    Buffer* x;
+    int64_t n_head;
+    std::optional<Vector> norm;
+  };
+  // The deferred rope, alone or with the kv_store of its heads (kv set).
+  void emit_rope(VkKv* kv = nullptr, int layer = 0, vk::Buf* v = nullptr) {
+    if (!pend_rope_) return;
+    const PendingRope r = *pend_rope_;
+    pend_rope_.reset();
+    struct {
+      uint32_t n_head, head_dim, neox;
+      float eps;
+      uint32_t n_blocks, layer, off_pos, off_tbl;
+    } pc{u32(r.n_head), u32(c_.head_dim), c_.rope_type == ops::RopeType::Neox ? 1u : 0u, static_cast<float>(c_.eps),
+         kv ? u32(kv->shape.n_blocks) : 0u, static_cast<uint32_t>(layer), lay_.pos, lay_.tbl};
+    const uint64_t heads = uint64_t(b_.n_tokens) * r.n_head * c_.head_dim;
+    Reads rd = data((heads + uint64_t(b_.n_tokens) * c_.head_dim) * kF);  // x, and cos/sin
+    if (r.norm) rd = weights(uint64_t(r.norm->n) * kF, rd.total);
+    if (kv) rd.total += heads * kF;  // v
+    vk::Buf* w = r.norm ? &dev_of(r.norm->device, "a norm weight") : dummy_.get();
+    const std::string name = std::string(r.norm ? "rope_qk_norm" : "rope") + (kv ? "_store" : "");
+    const Grid g{u32(r.n_head), u32(b_.n_tokens)};
+    if (kv)
+      dispatch(name, {&vbuf(*r.x), rope_.get(), w, v, batch_.get(), kv->k.get(), kv->v.get()}, &pc, sizeof pc, g, rd, 1, false);
+    else
+      dispatch(name, {&vbuf(*r.x), rope_.get(), w}, &pc, sizeof pc, g, rd, 1, false);
   }
 
   void kv_store(KvStore& kv, int layer, const Buffer& k, const Buffer& v) override {
     auto& s = static_cast<VkKv&>(kv);
+    if (pend_rope_ && pend_rope_->x == &k && pend_rope_->n_head == s.shape.n_head_kv && s.shape.head_dim == c_.head_dim) {
+      emit_rope(&s, layer, &vbuf(v));
+      return;
+    }
     const uint32_t pairs = u32(s.shape.n_head_kv * s.shape.head_dim / 2);
     const uint32_t pc[] = {u32(b_.n_tokens), u32(s.shape.n_head_kv), u32(s.shape.head_dim), u32(s.shape.n_blocks),
                            static_cast<uint32_t>(layer), lay_.pos, lay_.tbl};
     dispatch("kv_store", {&vbuf(k), &vbuf(v), batch_.get(), s.k.get(), s.v.get()}, pc, sizeof pc,
-             {(pairs + 63) / 64, u32(b_.n_tokens)});
+             {(pairs + 63) / 64, u32(b_.n_tokens)}, data(uint64_t(b_.n_tokens) * pairs * 4 * kF));
   }
 
   void kv_copy(KvStore& kv, int dst, int src) override {
+    settle();
     auto& s = static_cast<VkKv&>(kv);
     const size_t blk = static_cast<size_t>(ops::kKvBlock) * s.shape.n_head_kv * s.shape.head_dim * 2;
     std::vector<VkBufferCopy> regions;
@@ -156,8 +357,11 @@ class VulkanStream final : public Stream {
       float scale;
     } pc{u32(c_.n_head), u32(s.shape.n_head_kv), u32(s.shape.head_dim), u32(s.shape.n_blocks), static_cast<uint32_t>(layer),
          lay_.pos, lay_.tbl, static_cast<float>(1.0 / std::sqrt(static_cast<double>(s.shape.head_dim)))};
+    uint64_t keys = 0;  // each token reads its q and the f16 K and V of positions 0..pos
+    for (int64_t t = 0; t < b_.n_tokens; ++t) keys += static_cast<uint64_t>(b_.pos[t]) + 1;
+    const uint64_t kv_row = uint64_t(s.shape.n_head_kv) * s.shape.head_dim * 2;
     dispatch("attention", {&vbuf(q), batch_.get(), s.k.get(), s.v.get(), &vbuf(out)}, &pc, sizeof pc,
-             {u32(c_.n_head), u32(b_.n_tokens)});
+             {u32(c_.n_head), u32(b_.n_tokens)}, data(keys * 2 * kv_row + uint64_t(b_.n_tokens) * c_.n_head * c_.head_dim * kF));
   }
 
   void matmul(std::span<const MatmulCall> calls) override {
@@ -167,6 +371,19 @@ class VulkanStream final : public Stream {
     for (const MatmulCall& c : calls) {
       const int64_t rows = c.rows < 0 ? b_.n_tokens : c.rows;
       if (rows == 0) continue;
+      if (rows == 1 && fused_act_ok(c.w->view.type, c.w->view.n_in)) {  // decode: quantized in the shader
+        if (norm_ && norm_->y == c.x && norm_->w.n == c.w->view.n_in) {   // and normed there
+          const PendingNorm n = *norm_;
+          norm_.reset();
+          gemv1(*c.w, vbuf(*n.x), vbuf(*c.y), &n);
+        } else if (calls.size() == 1) {  // may take the residual add after it
+          settle();
+          gemv_ = PendingGemv{c.w, c.x, c.y};
+        } else {
+          gemv1(*c.w, vbuf(*c.x), vbuf(*c.y));
+        }
+        continue;
+      }
       const ops::ActType act = ops::activation_type_for(c.w->view.type);
       if (act == ops::ActType::F32) {
         xq = &vbuf(*c.x);
@@ -180,54 +397,95 @@ class VulkanStream final : public Stream {
   }
 
   void add_bias(Buffer& y, const Vector& b, int64_t rows) override {
-    elementwise("add_bias", vbuf(y), dev_of(b.device, "a bias"), rows * b.n, b.n);
+    elementwise("add_bias", vbuf(y), dev_of(b.device, "a bias"), rows * b.n, b.n, weights(uint64_t(b.n) * kF, uint64_t(rows * b.n) * kF));
   }
-  void add(Buffer& y, const Buffer& x, int64_t n) override { elementwise("add", vbuf(y), vbuf(x), b_.n_tokens * n, n); }
+  void add(Buffer& y, const Buffer& x, int64_t n) override {
+    if (gemv_ && gemv_->y == &x && b_.n_tokens == 1 && n == gemv_->w->view.n_out) {  // y += W x' in one dispatch
+      const PendingGemv g = *gemv_;
+      gemv_.reset();
+      gemv1(*g.w, vbuf(*g.x), vbuf(*g.y), nullptr, &vbuf(y));
+      return;
+    }
+    elementwise("add", vbuf(y), vbuf(x), b_.n_tokens * n, n, data(uint64_t(b_.n_tokens * n) * 2 * kF));
+  }
   void swiglu(Buffer& g, const Buffer& u, int64_t n) override {
-    elementwise("swiglu", vbuf(g), vbuf(u), b_.n_tokens * n, n);
+    elementwise("swiglu", vbuf(g), vbuf(u), b_.n_tokens * n, n, data(uint64_t(b_.n_tokens * n) * 2 * kF));
   }
 
   void route(const Buffer& logits, Buffer& ids, Buffer& w) override {
     if (c_.n_expert > 512 || c_.n_expert_used > c_.n_expert)
       throw_error("vulkan: route of {} of {} experts (at most 512)", c_.n_expert_used, c_.n_expert);
     const uint32_t pc[] = {u32(c_.n_expert), u32(c_.n_expert_used)};
-    dispatch("route", {&vbuf(logits), &vbuf(ids), &vbuf(w)}, pc, sizeof pc, {u32(b_.n_tokens), 1});
+    dispatch("route", {&vbuf(logits), &vbuf(ids), &vbuf(w)}, pc, sizeof pc, {u32(b_.n_tokens), 1},
+             data(uint64_t(b_.n_tokens * c_.n_expert) * kF));
   }
 
-  // The routed experts of every token, all in one dispatch per stage (simple shaders for now): gate and
-  // up of each (token, slot) pair, silu(g) * u, down of each pair, then the weighted sum into x.
+  // The routed experts of every token, fused (shaders/moe.comp): gate, up and silu(g) * u of every
+  // (token, slot) pair in one dispatch (gate and up of one type; else apart, then swiglu), then down of
+  // each token's pairs, weighted and added to x, in another. Expert ids are read on the device; the
+  // fused shaders quantize the activations they read themselves.
   void moe(const Matrix& gate, const Matrix& up, const Matrix& down, const Buffer& h, const Buffer& ids,
            const Buffer& w, Buffer& x) override {
     const int64_t n = b_.n_tokens, K = c_.n_expert_used, pairs = n * K, E = down.view.n_out, F = gate.view.n_out;
     if (n == 0) return;
+    check_type(gate.view.type, "an expert weight");
+    check_type(down.view.type, "an expert weight");
+    check_fused_act(down.view.type, F);
     vk::Buf& g = scratch(static_cast<size_t>(pairs * F) * sizeof(float));
-    vk::Buf& u = scratch(static_cast<size_t>(pairs * F) * sizeof(float));
-    vk::Buf& y = scratch(static_cast<size_t>(pairs * E) * sizeof(float));
-    vk::Buf* hq = activations(gate, vbuf(h), n);
-    moe_gemv(gate, *hq, g, vbuf(ids), pairs, K);
-    if (ops::activation_type_for(up.view.type) != ops::activation_type_for(gate.view.type)) hq = activations(up, vbuf(h), n);
-    moe_gemv(up, *hq, u, vbuf(ids), pairs, K);
-    elementwise("swiglu", g, u, pairs * F, F);
-    moe_gemv(down, *activations(down, g, pairs), y, vbuf(ids), pairs, 1);
-    const uint32_t pc[] = {u32(n * E), u32(E), u32(K)};
-    dispatch("moe_sum", {&vbuf(x), &y, &vbuf(w)}, pc, sizeof pc, split(static_cast<uint64_t>((n * E + 255) / 256)));
+    if (gate.view.type == up.view.type && fused_act_ok(gate.view.type, E)) {
+      const uint32_t pc[] = {u32(E), u32(F), u32(static_cast<int64_t>(gate.view.row_bytes)), u32(static_cast<int64_t>(gate.mat_stride)),
+                             u32(K)};
+      dispatch("moe_gate_up_" + std::string(type_name(gate.view.type)),
+               {&dev_of(gate.device, "an expert stack"), &vbuf(h), &g, &vbuf(ids), &dev_of(up.device, "an expert stack")}, pc, sizeof pc,
+               split(static_cast<uint64_t>(F)),
+               weights(2 * uint64_t(pairs * F) * gate.view.row_bytes, uint64_t(pairs) * (E + 1) * sizeof(float)), u32(pairs));
+    } else {
+      vk::Buf& u = scratch(static_cast<size_t>(pairs * F) * sizeof(float));
+      vk::Buf* hq = activations(gate, vbuf(h), n);
+      moe_gemv(gate, *hq, g, vbuf(ids), pairs, K);
+      if (ops::activation_type_for(up.view.type) != ops::activation_type_for(gate.view.type)) hq = activations(up, vbuf(h), n);
+      moe_gemv(up, *hq, u, vbuf(ids), pairs, K);
+      elementwise("swiglu", g, u, pairs * F, F, data(uint64_t(pairs * F) * 2 * sizeof(float)));
+    }
+    const uint32_t pc[] = {u32(F), u32(E), u32(static_cast<int64_t>(down.view.row_bytes)), u32(static_cast<int64_t>(down.mat_stride)),
+                           u32(K)};
+    // each (token, slot) pair reads its expert's matrix (distinct experts for one token: exact in decode)
+    dispatch("moe_down_" + std::string(type_name(down.view.type)),
+             {&dev_of(down.device, "an expert stack"), &g, &vbuf(x), &vbuf(ids), &vbuf(w)}, pc, sizeof pc,
+             split(static_cast<uint64_t>(E)),
+             weights(uint64_t(pairs * E) * down.view.row_bytes, uint64_t(pairs) * (F + 2) * sizeof(float) + uint64_t(n * E) * sizeof(float)),
+             u32(n));
   }
 
   void gather_out_rows(const Buffer& x, Buffer& out) override {
     if (b_.n_out == 0) return;
     const uint32_t pc[] = {u32(c_.n_embd), lay_.out};
-    dispatch("gather", {&vbuf(x), batch_.get(), &vbuf(out)}, pc, sizeof pc, {1, u32(b_.n_out)});
+    dispatch("gather", {&vbuf(x), batch_.get(), &vbuf(out)}, pc, sizeof pc, {1, u32(b_.n_out)},
+             data(uint64_t(b_.n_out * c_.n_embd) * kF));
   }
 
   void logits(const Matrix& w, const Vector& bias, const Buffer& h, float* host) override {
     if (b_.n_out == 0) return;
     const size_t n = static_cast<size_t>(b_.n_out * w.view.n_out);
     std::shared_ptr<vk::Buf> out = d_.buffer(n * sizeof(float), true);
-    const ops::ActType act = ops::activation_type_for(w.view.type);
-    vk::Buf* x = act == ops::ActType::F32 ? &vbuf(h) : quantize(act, vbuf(h), w.view.n_in, b_.n_out);
-    gemv(w, *x, *out, b_.n_out);
-    if (bias) elementwise("add_bias", *out, dev_of(bias.device, "the output bias"), static_cast<int64_t>(n), bias.n);
+    if (b_.n_out == 1 && fused_act_ok(w.view.type, w.view.n_in)) {
+      gemv1(w, vbuf(h), *out);
+    } else {
+      const ops::ActType act = ops::activation_type_for(w.view.type);
+      vk::Buf* x = act == ops::ActType::F32 ? &vbuf(h) : quantize(act, vbuf(h), w.view.n_in, b_.n_out);
+      gemv(w, *x, *out, b_.n_out);
+    }
+    if (bias)
+      elementwise("add_bias", *out, dev_of(bias.device, "the output bias"), static_cast<int64_t>(n), bias.n,
+                  weights(uint64_t(bias.n) * kF, n * kF));
     after_sync_.push_back({out, host, n * sizeof(float)});
+  }
+
+  void set_layer(int layer) override {
+    if (prof_) prof_->set_layer(layer);
+  }
+  std::string profile_report(int64_t n_layer, uint64_t active_bytes_per_token) const override {
+    return prof_ ? prof_->report(n_layer, active_bytes_per_token) : std::string();
   }
 
   void sync() override {
@@ -238,8 +496,6 @@ class VulkanStream final : public Stream {
   }
 
  private:
-  static constexpr uint32_t kSets = 2048;  // descriptor sets per pool; a longer step flushes midway
-
   struct HostCopy {
     std::shared_ptr<vk::Buf> src;
     float* dst;
@@ -252,14 +508,63 @@ class VulkanStream final : public Stream {
                   what, type_name(t));
   }
 
+  // Rows a fused shader quantizes in shared memory (shaders/common/act_shared.glsl): at most 4096
+  // values, whole blocks of its activation type.
+  static int64_t act_block(GgmlType t) {
+    const ops::ActType act = ops::activation_type_for(t);
+    return act == ops::ActType::Q8_K ? 256 : act == ops::ActType::Q8_0 || act == ops::ActType::Q8_1 ? 32 : 1;
+  }
+  // shared memory of the fused shaders: a row of 4096 floats, the block scales, the reductions (22.25 KiB)
+  static constexpr uint32_t kFusedShared = 23 * 1024;
+  bool fused_act_ok(GgmlType t, int64_t n_in) const {
+    return has_matmul_shader(t) && n_in <= 4096 && n_in % act_block(t) == 0 && d_.info().max_shared_bytes >= kFusedShared;
+  }
+  void check_fused_act(GgmlType t, int64_t n_in) const {
+    if (!fused_act_ok(t, n_in))
+      throw_error("vulkan: the fused MoE shaders take rows of at most 4096 values in whole blocks of {} ({}: {}) and {} bytes "
+                  "of workgroup memory (this device: {})", act_block(t), type_name(t), n_in, kFusedShared,
+                  d_.info().max_shared_bytes);
+  }
+
   // y[r] = W x[r] for `rows` rows of x (f32, already as the weight type's activations).
   void gemv(const Matrix& w, vk::Buf& x, vk::Buf& y, int64_t rows) {
     check_type(w.view.type, "a weight");
     const uint32_t pc[] = {u32(w.view.n_in), u32(w.view.n_out), u32(rows), u32(static_cast<int64_t>(w.view.row_bytes)), 0,
                            u32(w.view.n_in), u32(w.view.n_out), 0, 1};
     dispatch("matmul_" + std::string(type_name(w.view.type)), {&dev_of(w.device, "a weight"), &x, &y}, pc, sizeof pc,
-             split(static_cast<uint64_t>(w.view.n_out)));
+             split(static_cast<uint64_t>(w.view.n_out)), weights(uint64_t(w.view.n_out) * w.view.row_bytes, uint64_t(rows * w.view.n_in) * kF));
   }
+
+  // y = W x for one row of x (f32; gemv.comp quantizes it as the weight type wants), 4 rows a workgroup;
+  // norm: x is first rmsnorm'ed (written to norm->y too); res: res += y as well.
+  struct PendingNorm {
+    const Buffer* x;
+    Buffer* y;
+    Vector w;
+  };
+  void gemv1(const Matrix& w, vk::Buf& x, vk::Buf& y, const PendingNorm* norm = nullptr, vk::Buf* res = nullptr) {
+    struct {
+      uint32_t n_in, n_out, row_bytes;
+      float eps;
+    } pc{u32(w.view.n_in), u32(w.view.n_out), u32(static_cast<int64_t>(w.view.row_bytes)), static_cast<float>(c_.eps)};
+    const std::string t(type_name(w.view.type));
+    const uint64_t wb = uint64_t(w.view.n_out) * w.view.row_bytes, xb = uint64_t(w.view.n_in) * kF;
+    const Grid g = split(static_cast<uint64_t>((w.view.n_out + 3) / 4));
+    vk::Buf& wd = dev_of(w.device, "a weight");
+    if (norm)
+      dispatch("gemv_norm_" + t, {&wd, &x, &y, &dev_of(norm->w.device, "a norm weight"), &vbuf(*norm->y)}, &pc, sizeof pc, g,
+               weights(wb + xb, xb));
+    else if (res)
+      dispatch("gemv_add_" + t, {&wd, &x, &y, res}, &pc, sizeof pc, g, weights(wb, xb + uint64_t(w.view.n_out) * kF));
+    else
+      dispatch("gemv_" + t, {&wd, &x, &y}, &pc, sizeof pc, g, weights(wb, xb));
+  }
+  // A decode gemv waiting for the add of its output (gemv_add); anything else settles it.
+  struct PendingGemv {
+    const Matrix* w;
+    const Buffer* x;
+    Buffer* y;
+  };
 
   // Expert matrices of a stack for `pairs` (token, slot) pairs: y[z] = W_ids[z] x[z / x_div].
   void moe_gemv(const Matrix& w, vk::Buf& x, vk::Buf& y, vk::Buf& ids, int64_t pairs, int64_t x_div) {
@@ -267,8 +572,9 @@ class VulkanStream final : public Stream {
     const uint32_t pc[] = {u32(w.view.n_in), u32(w.view.n_out), 1, u32(static_cast<int64_t>(w.view.row_bytes)), 0,
                            u32(w.view.n_in), u32(w.view.n_out), u32(static_cast<int64_t>(w.mat_stride)), u32(x_div)};
     const Grid g = split(static_cast<uint64_t>(w.view.n_out));
+    // each (token, slot) pair reads its expert's matrix (distinct experts for one token: exact in decode)
     dispatch("matmul_moe_" + std::string(type_name(w.view.type)), {&dev_of(w.device, "an expert stack"), &x, &y, &ids}, pc,
-             sizeof pc, g, u32(pairs));
+             sizeof pc, g, weights(uint64_t(pairs * w.view.n_out) * w.view.row_bytes, uint64_t(pairs) * (w.view.n_in + 1) * kF), u32(pairs));
   }
 
   // x's `rows` rows as the activations w's type wants (x itself for f32 weights).
@@ -286,14 +592,14 @@ class VulkanStream final : public Stream {
     vk::Buf& out = scratch(static_cast<size_t>(rows * n_in) * sizeof(float));
     const uint32_t pc[] = {u32(n_in), u32(n_in)};
     dispatch("quantize_" + std::string(ops::act_type_name(act)), {&x, &out}, pc, sizeof pc,
-             {u32((n_in + block - 1) / block), u32(rows)});
+             {u32((n_in + block - 1) / block), u32(rows)}, data(uint64_t(rows * n_in) * kF));
     return &out;
   }
 
-  void elementwise(const char* op, vk::Buf& y, vk::Buf& x, int64_t n, int64_t bn) {
+  void elementwise(const char* op, vk::Buf& y, vk::Buf& x, int64_t n, int64_t bn, Reads rd) {
     if (n <= 0) return;
     const uint32_t pc[] = {u32(n), u32(bn)};
-    dispatch(op, {&y, &x}, pc, sizeof pc, split(static_cast<uint64_t>((n + 255) / 256)));
+    dispatch(op, {&y, &x}, pc, sizeof pc, split(static_cast<uint64_t>((n + 255) / 256)), rd);
   }
 
   // A scratch buffer of at least n bytes for this step (reused after the next sync).
@@ -320,6 +626,7 @@ class VulkanStream final : public Stream {
     vk::check(fn.vkResetCommandBuffer(cb_, 0), "vkResetCommandBuffer");
     vk::check(fn.vkBeginCommandBuffer(cb_, &bi), "vkBeginCommandBuffer");
     recording_ = true;
+    if (prof_) prof_->start(cb_);
   }
 
   // Every later command sees what earlier ones wrote (and the host, after the submit's fence).
@@ -333,8 +640,39 @@ class VulkanStream final : public Stream {
                             0, nullptr, 0, nullptr);
   }
 
+  // Deferred QK-norms, dispatched on their own (before any op that is not the rope that takes them).
+  struct QkNorm {
+    const Buffer* x;
+    Vector w;
+    int64_t rows;
+  };
+  void settle(bool qk_norms = true) {
+    if (settling_) return;
+    settling_ = true;  // what it emits must not settle the rest first (program order)
+    struct Done {
+      bool& f;
+      ~Done() { f = false; }
+    } done{settling_};
+    if (gemv_) {
+      const PendingGemv g = *gemv_;
+      gemv_.reset();
+      gemv1(*g.w, vbuf(*g.x), vbuf(*g.y));
+    }
+    if (norm_) {
+      const PendingNorm n = *norm_;
+      norm_.reset();
+      norm_now(*n.x, *n.y, n.w, 1);
+    }
+    emit_rope();
+    if (!qk_norms) return;
+    std::vector<QkNorm> q;
+    q.swap(qk_norms_);
+    for (const QkNorm& n : q) norm_now(*n.x, const_cast<Buffer&>(*n.x), n.w, n.rows);
+  }
+
   void dispatch(const std::string& shader, std::initializer_list<vk::Buf*> bufs, const void* push, size_t push_bytes, Grid g,
-                uint32_t gz = 1) {
+                Reads rd, uint32_t gz = 1, bool settle_first = true) {
+    if (settle_first) settle();
     const VkPipeline pipe = d_.pipeline(shader);
     if (sets_used_ == kSets) flush();
     record();
@@ -365,15 +703,18 @@ class VulkanStream final : public Stream {
     fn.vkCmdPushConstants(cb_, d_.pipeline_layout(), VK_SHADER_STAGE_COMPUTE_BIT, 0, static_cast<uint32_t>(push_bytes), push);
     fn.vkCmdDispatch(cb_, g.x, g.y, gz);
     barrier();
+    if (prof_) prof_->dispatched(cb_, shader, rd);
   }
 
   // Submits what was recorded and waits (a step's end, or a full descriptor pool).
   void flush() {
+    settle();
     if (!recording_) return;
     barrier(VK_PIPELINE_STAGE_HOST_BIT, VK_ACCESS_HOST_READ_BIT);
     recording_ = false;
     vk::check(fn.vkEndCommandBuffer(cb_), "vkEndCommandBuffer");
     d_.submit_wait(cb_);
+    if (prof_) prof_->collect();
     vk::check(fn.vkResetDescriptorPool(d_.dev(), pool_, 0), "vkResetDescriptorPool");
     sets_used_ = 0;
     keep_.clear();
@@ -392,12 +733,18 @@ class VulkanStream final : public Stream {
   std::vector<std::shared_ptr<vk::Buf>> scratch_, keep_;
   size_t scratch_used_ = 0;
   std::vector<HostCopy> after_sync_;
+  std::unique_ptr<Profile> prof_;  // --profile
+  std::vector<QkNorm> qk_norms_;
+  std::optional<PendingNorm> norm_;
+  std::optional<PendingGemv> gemv_;
+  std::optional<PendingRope> pend_rope_;
+  bool settling_ = false;
 };
 
 }  // namespace
 
-std::unique_ptr<Stream> make_vulkan_stream(std::shared_ptr<vk::Device> dev, const ModelConfig& c, const StreamOptions&) {
-  return std::make_unique<VulkanStream>(std::move(dev), c);
+std::unique_ptr<Stream> make_vulkan_stream(std::shared_ptr<vk::Device> dev, const ModelConfig& c, const StreamOptions& o) {
+  return std::make_unique<VulkanStream>(std::move(dev), c, o.profile);
 }
 
 }  // namespace tessera::engine
