@@ -226,10 +226,15 @@ const MatmulKernel& KernelPolicy::choose(const MatmulShape& s, const DeviceCaps&
     return *k;
   }
   const MatmulKernel* best = nullptr;
+  auto better = [&](const MatmulKernel& k) {
+    if (!best) return true;
+    if (prefer_act_ && (k.act == *prefer_act_) != (best->act == *prefer_act_)) return k.act == *prefer_act_;
+    return k.priority > best->priority;
+  };
   for (const MatmulKernel& k : matmul_kernels()) {
     if (k.op != op || k.wtype != s.wtype) continue;
     if (!kernel_supports(k, s, caps)) continue;
-    if (!best || k.priority > best->priority) best = &k;
+    if (better(k)) best = &k;
   }
   if (!best)
     throw_error("no kernel for {} (weights {}, n_in={} n_out={} n_tokens={}) on {}", key, type_name(s.wtype), s.n_in,

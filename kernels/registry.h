@@ -161,6 +161,11 @@ class KernelPolicy {
   void parse(const std::string& list);
   bool empty() const { return by_key_.empty(); }
   std::string describe() const;  // "key=name,key=name" (empty: no override)
+  // A preferred activation type for the matrices bound with this policy: among the kernels that support a
+  // shape, those consuming `act` win over every other (by priority among themselves); without one, the
+  // usual choice. Set per tensor at load (ffn_down's input has outliers that Q8_K's one scale per 256
+  // values flattens); explicit overrides still win.
+  void prefer_act(std::optional<ActType> act) { prefer_act_ = act; }
 
   // The kernel for this shape on this device: the override when one is set (an error if it names no
   // kernel of this op key or one that cannot run the shape), else the supported kernel with the highest
@@ -173,6 +178,7 @@ class KernelPolicy {
 
  private:
   std::map<std::string, std::string> by_key_;
+  std::optional<ActType> prefer_act_;
 };
 
 // The kernels bound to one weight matrix at load, by the number of tokens of a call.
