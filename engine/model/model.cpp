@@ -281,8 +281,10 @@ void Model::bind_weights(const ops::KernelPolicy& policy) {
   // ffn_down's input (the SwiGLU product) has outliers 14-63x its row RMS on real models: Q8_K's one
   // scale per 256 values leaves the small values few bits. One scale per 32 (Q8_0 activations, for the
   // types whose usual format is Q8_K) halves Qwen2.5-Coder's median logit NMSE against float64 (issue 9).
+  // Only past the few-token range: there the int8 tiles run either way (same speed), while decode's
+  // fused kernels read Q8_K and the tiles would cost ~20% of decode speed (a per-32 fused kernel: to do).
   ops::KernelPolicy down_policy = policy;
-  down_policy.prefer_act(ops::ActType::Q8_0);
+  down_policy.prefer_act(ops::ActType::Q8_0, 5);
   // Uploads a matrix (or expert stack) and binds its kernels; a type no kernel runs is a load error.
   auto upload = [&](const gguf::TensorInfo& t, const ops::KernelPolicy& p) {
     try {

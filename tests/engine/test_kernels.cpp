@@ -146,6 +146,21 @@ TEST(KernelRegistry, APreferredActivationTypeWinsWhereAKernelHasIt) {
     for (GgmlType t : {GgmlType::Q4_1, GgmlType::Q8_0, GgmlType::F16})
       EXPECT_EQ(&pref.choose(MatmulShape{t, 2048, 768, 1}, caps), &none.choose(MatmulShape{t, 2048, 768, 1}, caps));
   }
+  // from 5 tokens on only (what ffn_down binds): decode keeps its kernels, and each bound kernel has
+  // the quantizer of its own activation type
+  KernelPolicy many;
+  many.prefer_act(ActType::Q8_0, 5);
+  const DeviceCaps caps = host_caps();
+  for (GgmlType t : {GgmlType::Q4_K, GgmlType::Q6_K}) {
+    for (int64_t n : {1, 2, 4})
+      EXPECT_EQ(&many.choose(MatmulShape{t, 2048, 768, n}, caps), &none.choose(MatmulShape{t, 2048, 768, n}, caps));
+    EXPECT_EQ(many.choose(MatmulShape{t, 2048, 768, 5}, caps).act, ActType::Q8_0);
+    const BoundMatmul b = BoundMatmul::bind(many, t, 2048, 768, caps);
+    EXPECT_EQ(b.for_tokens(1).act, ActType::Q8_K);
+    EXPECT_EQ(b.for_tokens(64).act, ActType::Q8_0);
+    EXPECT_NE(b.quantizer(ActType::Q8_K), nullptr);
+    EXPECT_NE(b.quantizer(ActType::Q8_0), nullptr);
+  }
   pref.set("gemv_q4_K", "gemv_q4_K_q8_K_ref");
   EXPECT_EQ(pref.choose(MatmulShape{GgmlType::Q4_K, 256, 8, 1}, host_caps()).name, "gemv_q4_K_q8_K_ref");
 }
