@@ -226,10 +226,16 @@ const MatmulKernel& KernelPolicy::choose(const MatmulShape& s, const DeviceCaps&
     return *k;
   }
   const MatmulKernel* best = nullptr;
+  const bool prefer = prefer_act_ && s.n_tokens >= prefer_min_tokens_;
+  auto better = [&](const MatmulKernel& k) {
+    if (!best) return true;
+    if (prefer && (k.act == *prefer_act_) != (best->act == *prefer_act_)) return k.act == *prefer_act_;
+    return k.priority > best->priority;
+  };
   for (const MatmulKernel& k : matmul_kernels()) {
     if (k.op != op || k.wtype != s.wtype) continue;
     if (!kernel_supports(k, s, caps)) continue;
-    if (!best || k.priority > best->priority) best = &k;
+    if (better(k)) best = &k;
   }
   if (!best)
     throw_error("no kernel for {} (weights {}, n_in={} n_out={} n_tokens={}) on {}", key, type_name(s.wtype), s.n_in,
@@ -279,7 +285,17 @@ BoundMatmul BoundMatmul::bind(const KernelPolicy& policy, GgmlType wtype, int64_
   };
   for (int64_t n = 2; n <= kSmall; ++n) b.by_tokens[n] = try_choose(n);
   b.many = try_choose(int64_t{1} << 30);
+  if (b.many) {
+    if (const std::string q = quantize_op_key(b.many->act); !q.empty())
+      b.quantize_many = b.many->act == b.by_tokens[1]->act ? b.quantize : policy.choose_op(q, caps).fn<QuantizeFn>();
+  }
   return b;
+}
+
+QuantizeFn BoundMatmul::quantizer(ActType act) const {
+  if (by_tokens[1] && by_tokens[1]->act == act) return quantize;
+  if (many && many->act == act) return quantize_many;
+  return nullptr;
 }
 
 const MatmulKernel& BoundMatmul::for_tokens(int64_t n) const {

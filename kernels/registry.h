@@ -161,6 +161,14 @@ class KernelPolicy {
   void parse(const std::string& list);
   bool empty() const { return by_key_.empty(); }
   std::string describe() const;  // "key=name,key=name" (empty: no override)
+  // A preferred activation type for the matrices bound with this policy, for calls of at least
+  // `min_tokens` tokens: among the kernels that support such a shape, those consuming `act` win over every
+  // other (by priority among themselves); otherwise the usual choice. Set per tensor at load (ffn_down's
+  // input has outliers that Q8_K's one scale per 256 values flattens); explicit overrides still win.
+  void prefer_act(std::optional<ActType> act, int64_t min_tokens = 1) {
+    prefer_act_ = act;
+    prefer_min_tokens_ = min_tokens;
+  }
 
   // The kernel for this shape on this device: the override when one is set (an error if it names no
   // kernel of this op key or one that cannot run the shape), else the supported kernel with the highest
@@ -173,6 +181,8 @@ class KernelPolicy {
 
  private:
   std::map<std::string, std::string> by_key_;
+  std::optional<ActType> prefer_act_;
+  int64_t prefer_min_tokens_ = 1;
 };
 
 // The kernels bound to one weight matrix at load, by the number of tokens of a call.
@@ -181,6 +191,7 @@ struct BoundMatmul {
   const MatmulKernel* by_tokens[kSmall + 1] = {};  // [n] for 1 <= n <= kSmall
   const MatmulKernel* many = nullptr;          // more than kSmall tokens
   QuantizeFn quantize = nullptr;               // prepares the activations (quantize_<act>; null for f32)
+  QuantizeFn quantize_many = nullptr;          // the same for `many` (its activation type may differ)
   std::string unsupported;                     // why an entry is null (an override that cannot run it)
 
   // Chooses with the policy for every token count (throws when not even one token can run).
@@ -188,6 +199,8 @@ struct BoundMatmul {
                           const DeviceCaps& caps);
   // The kernel for n tokens; throws tessera::Error (with `unsupported`) when none was bound.
   const MatmulKernel& for_tokens(int64_t n) const;
+  // The bound quantizer for activations of this type (null when none was bound for it).
+  QuantizeFn quantizer(ActType act) const;
 };
 
 // How RoPE pairs the values of a head: NEOX (qwen*: i with i + head_dim/2) or NORM (llama: 2i with 2i+1).

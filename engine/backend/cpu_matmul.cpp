@@ -147,8 +147,10 @@ void matmul(std::span<const MatmulJob> jobs, ThreadPool& pool) {
     if (p.acts.n_tokens == 0) {
       p.acts = make_acts(j, p.kernel->act, buffers[i]);
       p.owns_acts = p.kernel->act != ActType::F32;
-      if (p.owns_acts)
-        p.quantize = j.kernels && j.kernels->quantize ? j.kernels->quantize : default_quantizer(p.kernel->act, host);
+      if (p.owns_acts) {
+        const QuantizeFn bound = j.kernels ? j.kernels->quantizer(p.kernel->act) : nullptr;
+        p.quantize = bound ? bound : default_quantizer(p.kernel->act, host);
+      }
       if (p.owns_acts) quant_values += j.n_tokens * j.w.n_in;
     }
   }

@@ -26,7 +26,8 @@ bool is_float(GgmlType t) { return t == GgmlType::F32 || t == GgmlType::F16 || t
 
 void register_cpu_kernels(KernelRegistry& r) {
   // Priorities: avx512_fused 40 > avx512 30 > avxvnni_fused 28 > avx2_fused 26 > avxvnni 20 > avx2 15 >
-  // scalar 10 > ref 0 (Q4_1 / Q5_1 f32-activation kernels: 35 / 25 / 12).
+  // scalar 10 > ref 0 (Q4_1 / Q5_1 f32-activation kernels: 35 / 25 / 12; the Q8_K types' Q8_0-activation
+  // kernels for ffn_down: 9 / 8 / 7 / 6).
   for (GgmlType t : matmul_weight_types()) {
     for (Op op : {Op::Gemv, Op::Gemm}) {
       if (is_float(t)) {
@@ -49,6 +50,17 @@ void register_cpu_kernels(KernelRegistry& r) {
       r.add(op, Backend::Cpu, t, "avx512", 35, 16, avx512, gemm_dequant_f32_avx512, 0, ActType::F32);
       r.add(op, Backend::Cpu, t, "avx2", 25, 16, avx2, gemm_dequant_f32_avx2, 0, ActType::F32);
       r.add(op, Backend::Cpu, t, "scalar", 12, 16, any_cpu, gemm_dequant_f32_scalar, 0, ActType::F32);
+    }
+  }
+  // The Q8_K types with Q8_0 activations (one scale per 32 values instead of 256): the int8 tiles read a
+  // scale per 32 anyway. Chosen only for matrices bound with Q8_0 preferred (ffn_down, whose input has
+  // outliers: Model::bind_weights); priorities below every default kernel so nothing else picks them.
+  for (GgmlType t : {GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K, GgmlType::IQ4_XS}) {
+    for (Op op : {Op::Gemv, Op::Gemm}) {
+      r.add(op, Backend::Cpu, t, "avx512", 9, 16, avx512, gemm_q8_tiles_avx512, 0, ActType::Q8_0);
+      r.add(op, Backend::Cpu, t, "avxvnni", 8, 8, avxvnni, gemm_q8_tiles_avxvnni, 0, ActType::Q8_0);
+      r.add(op, Backend::Cpu, t, "avx2", 7, 8, avx2, gemm_q8_tiles_avx2, 0, ActType::Q8_0);
+      r.add(op, Backend::Cpu, t, "scalar", 6, 8, any_cpu, gemm_q8_tiles_scalar, 0, ActType::Q8_0);
     }
   }
   // fused single-token kernels (decode)

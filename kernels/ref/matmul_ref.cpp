@@ -70,6 +70,9 @@ void register_ref_kernels(KernelRegistry& r) {
   // Q4_1 / Q5_1 with f32 activations: the truth of the CPU's gemm_dequant_f32 kernels.
   for (GgmlType t : {GgmlType::Q4_1, GgmlType::Q5_1})
     for (Op op : {Op::Gemv, Op::Gemm}) r.add(op, Backend::Ref, t, "ref", 0, 1, ref_supports, matmul_ref, 0, ActType::F32);
+  // The Q8_K types with Q8_0 activations, as ffn_down binds them (Model::bind_weights).
+  for (GgmlType t : {GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K, GgmlType::IQ4_XS})
+    for (Op op : {Op::Gemv, Op::Gemm}) r.add(op, Backend::Ref, t, "ref", 0, 1, ref_supports, matmul_ref, 0, ActType::Q8_0);
 }
 
 }  // namespace tessera::ops

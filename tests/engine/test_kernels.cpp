@@ -119,6 +119,52 @@ TEST(KernelRegistry, BindingChoosesPerTokenCountOnce) {
   EXPECT_THROW(BoundMatmul::bind(KernelPolicy(), GgmlType::Q2_K, 256, 8, caps), Error);
 }
 
+// ffn_down binds with a preferred activation type (Q8_0: one scale per 32 values): the Q8_K types take
+// it at every token count on cpu and ref; types without such a kernel keep their usual choice; an
+// explicit override still wins.
+TEST(KernelRegistry, APreferredActivationTypeWinsWhereAKernelHasIt) {
+  KernelPolicy pref;
+  pref.prefer_act(ActType::Q8_0);
+  const KernelPolicy none;
+  for (Backend be : {Backend::Cpu, Backend::Ref}) {
+    const DeviceCaps caps = host_caps(be);
+    for (GgmlType t : {GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K, GgmlType::IQ4_XS}) {
+      for (int64_t n : {1, 3, 7, 512}) {
+        const MatmulShape s{t, 2048, 768, n};
+        EXPECT_EQ(none.choose(s, caps).act, ActType::Q8_K) << type_name(t) << " " << n;
+        const MatmulKernel& k = pref.choose(s, caps);
+        EXPECT_EQ(k.act, ActType::Q8_0) << k.name << " " << n;
+        EXPECT_TRUE(kernel_supports(k, s, caps)) << k.name;
+        for (const MatmulKernel& o : matmul_kernels())  // the best of the preferred kernels
+          if (o.op == k.op && o.wtype == t && o.act == ActType::Q8_0 && kernel_supports(o, s, caps))
+            EXPECT_GE(k.priority, o.priority) << o.name;
+      }
+      const BoundMatmul b = BoundMatmul::bind(pref, t, 2048, 768, caps);
+      EXPECT_NE(b.quantize, nullptr);
+      for (int64_t n : {1, 2, 8, 64}) EXPECT_EQ(b.for_tokens(n).act, ActType::Q8_0) << n;
+    }
+    for (GgmlType t : {GgmlType::Q4_1, GgmlType::Q8_0, GgmlType::F16})
+      EXPECT_EQ(&pref.choose(MatmulShape{t, 2048, 768, 1}, caps), &none.choose(MatmulShape{t, 2048, 768, 1}, caps));
+  }
+  // from 5 tokens on only (what ffn_down binds): decode keeps its kernels, and each bound kernel has
+  // the quantizer of its own activation type
+  KernelPolicy many;
+  many.prefer_act(ActType::Q8_0, 5);
+  const DeviceCaps caps = host_caps();
+  for (GgmlType t : {GgmlType::Q4_K, GgmlType::Q6_K}) {
+    for (int64_t n : {1, 2, 4})
+      EXPECT_EQ(&many.choose(MatmulShape{t, 2048, 768, n}, caps), &none.choose(MatmulShape{t, 2048, 768, n}, caps));
+    EXPECT_EQ(many.choose(MatmulShape{t, 2048, 768, 5}, caps).act, ActType::Q8_0);
+    const BoundMatmul b = BoundMatmul::bind(many, t, 2048, 768, caps);
+    EXPECT_EQ(b.for_tokens(1).act, ActType::Q8_K);
+    EXPECT_EQ(b.for_tokens(64).act, ActType::Q8_0);
+    EXPECT_NE(b.quantizer(ActType::Q8_K), nullptr);
+    EXPECT_NE(b.quantizer(ActType::Q8_0), nullptr);
+  }
+  pref.set("gemv_q4_K", "gemv_q4_K_q8_K_ref");
+  EXPECT_EQ(pref.choose(MatmulShape{GgmlType::Q4_K, 256, 8, 1}, host_caps()).name, "gemv_q4_K_q8_K_ref");
+}
+
 TEST(KernelRegistry, UnsupportedShapesAreAnErrorNotAFallback) {
   const KernelPolicy none;
   // n_in not a multiple of the block size: nothing supports it

@@ -59,10 +59,10 @@ struct Thresholds {
 };
 Thresholds thresholds_of(const std::string& name, const std::string& backend) {
   // Qwen2.5 (8 rows): llama.cpp's CPU backend (flash attention on / off: median 5.3e-4 / 4.2e-4, worst
-  // 1.8e-3 / 3.0e-3) and Tessera (cpu at avx512 and avx2 levels, ref: median 4.5e-4 to 7.3e-4, worst
-  // 2.2e-3 to 2.3e-3) measured on these 8 rows, plus headroom for the noise of activation quantization
-  // (README.md). p98 of 8 rows is the worst.
-  if (name == "qwen2.5-coder-0.5b-fim128") return {1e-3, 3.5e-3, 3.5e-3, 7.0 / 8.0};
+  // 1.8e-3 / 3.0e-3); Tessera with Q8_0 activations for ffn_down (one scale per 32 values): median
+  // 3.3e-4, worst 1.0e-3 (avx512) / 8.4e-4 (avx2 level); scalar level 5.0e-4 / 9.1e-4 on these 8 rows,
+  // plus headroom for accumulation-order noise (README.md). p98 of 8 rows is the worst.
+  if (name == "qwen2.5-coder-0.5b-fim128") return {6.5e-4, 1.6e-3, 1.6e-3, 7.0 / 8.0};
   // SmolLM2 (issue 15: at least as close as llama.cpp). cpu: llama.cpp's own figures against this oracle
   // (the case's README.md); its Q4_1 kernels take f32 activations and land ~10x closer. ref computes
   // llama.cpp's int8 arithmetic (Q8_1 activations): one draw of the same noise as llama.cpp, so it gets
