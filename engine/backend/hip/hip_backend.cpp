@@ -3,6 +3,7 @@
 #include "engine/backend/hip/hip_backend.h"
 
 #include "core/error.h"
+#include "engine/backend/device_batch.h"
 #include "engine/model/model.h"
 
 namespace tessera::engine {
@@ -26,12 +27,7 @@ class HipBackend final : public Backend {
     return std::make_unique<HipBuffer>(std::make_shared<hipdev::Mem>(dev_, bytes));
   }
   Matrix upload_matrix(const gguf::TensorInfo& t, const ops::KernelPolicy&) override {
-    Matrix m;
-    m.view = ops::WeightView{t.type, t.data, t.ne[0], t.ne[1], t.row_bytes()};
-    m.n_mat = t.n_dims >= 3 ? t.ne[2] : 1;
-    m.mat_stride = static_cast<size_t>(t.ne[1]) * t.row_bytes();
-    m.device = upload(t.data, t.nbytes);
-    return m;
+    return device_matrix(t, upload(t.data, t.nbytes));
   }
   Vector upload_vector(const float* values, int64_t n) override {
     return Vector{values, n, upload(values, static_cast<size_t>(n) * sizeof(float))};

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "engine/backend/device_batch.h"
 #include "engine/backend/hip/hip_backend.h"
 #include "engine/model/model.h"
 #include "kernels/hip/hip_args.h"
@@ -46,28 +47,10 @@ class HipStream final : public Stream {
     sync();
     b_ = b;
     const int64_t n = b.n_tokens;
-    std::vector<uint32_t> w(static_cast<size_t>(3 * n + b.n_out));
+    const std::vector<uint32_t> w = device_batch_words(b);
     view_ = {nullptr, u32(n), u32(n), u32(2 * n), u32(3 * n)};
-    for (int64_t t = 0; t < n; ++t) {
-      w[t] = static_cast<uint32_t>(b.tokens ? b.tokens[t] : 0);
-      w[n + t] = static_cast<uint32_t>(b.pos[t]);
-      w[2 * n + t] = u32(static_cast<int64_t>(w.size()));
-      if (b.block_table)  // the blocks its keys 0..pos lie in
-        for (int i = 0; i <= b.pos[t] / ops::kKvBlock; ++i) w.push_back(static_cast<uint32_t>(b.block_table[t][i]));
-    }
-    for (int64_t i = 0; i < b.n_out; ++i) w[3 * n + i] = static_cast<uint32_t>(b.out_rows[i]);
     view_.words = static_cast<const uint32_t*>(put(batch_, w.data(), w.size() * 4));
-    // cos/sin of every token's angles in double, with the config's linear scaling and frequency factors
-    const int64_t half = c_.head_dim / 2;
-    std::vector<float> cs(static_cast<size_t>(std::max<int64_t>(n * half * 2, 1)));
-    for (int64_t t = 0; t < n; ++t)
-      for (int64_t i = 0; i < half; ++i) {
-        double th = c_.rope_freq_scale * b.pos[t] *
-                    std::pow(c_.rope_base, -2.0 * static_cast<double>(i) / static_cast<double>(c_.head_dim));
-        if (!c_.rope_freq_factors.empty()) th /= c_.rope_freq_factors[static_cast<size_t>(i)];
-        cs[(t * half + i) * 2] = static_cast<float>(std::cos(th));
-        cs[(t * half + i) * 2 + 1] = static_cast<float>(std::sin(th));
-      }
+    const std::vector<float> cs = rope_cos_sin(c_, b);
     rope_cs_ = static_cast<const float*>(put(rope_, cs.data(), cs.size() * 4));
   }
 

@@ -12,6 +12,7 @@
 #include <fmt/format.h>
 
 #include "core/error.h"
+#include "engine/backend/device_batch.h"
 #include "engine/backend/vulkan/vk_backend.h"
 #include "engine/model/model.h"
 
@@ -215,29 +216,10 @@ class VulkanStream final : public Stream {
     b_ = b;
     const int64_t n = b.n_tokens;
     if (prof_) prof_->begin_step(n);
-    std::vector<uint32_t> w(static_cast<size_t>(3 * n + b.n_out));
+    const std::vector<uint32_t> w = device_batch_words(b);
     lay_ = {0, u32(n), u32(2 * n), u32(3 * n)};
-    for (int64_t t = 0; t < n; ++t) {
-      w[t] = static_cast<uint32_t>(b.tokens ? b.tokens[t] : 0);
-      w[n + t] = static_cast<uint32_t>(b.pos[t]);
-      w[2 * n + t] = u32(static_cast<int64_t>(w.size()));
-      if (b.block_table)  // the blocks its keys 0..pos lie in
-        for (int i = 0; i <= b.pos[t] / ops::kKvBlock; ++i) w.push_back(static_cast<uint32_t>(b.block_table[t][i]));
-    }
-    for (int64_t i = 0; i < b.n_out; ++i) w[3 * n + i] = static_cast<uint32_t>(b.out_rows[i]);
     put(batch_, w.data(), w.size() * 4);
-    // cos/sin of every token's angles in double (f32 angles at large positions are off by ~1e-2),
-    // with the config's linear scaling and frequency factors (as RefStream::rope)
-    const int64_t half = c_.head_dim / 2;
-    std::vector<float> cs(static_cast<size_t>(std::max<int64_t>(n * half * 2, 1)));
-    for (int64_t t = 0; t < n; ++t)
-      for (int64_t i = 0; i < half; ++i) {
-        double th = c_.rope_freq_scale * b.pos[t] *
-                    std::pow(c_.rope_base, -2.0 * static_cast<double>(i) / static_cast<double>(c_.head_dim));
-        if (!c_.rope_freq_factors.empty()) th /= c_.rope_freq_factors[static_cast<size_t>(i)];
-        cs[(t * half + i) * 2] = static_cast<float>(std::cos(th));
-        cs[(t * half + i) * 2 + 1] = static_cast<float>(std::sin(th));
-      }
+    const std::vector<float> cs = rope_cos_sin(c_, b);
     put(rope_, cs.data(), cs.size() * 4);
   }
 
