@@ -597,8 +597,11 @@ def test_full_queue_503():
             assert r.header("Retry-After") and r.header("Retry-After").strip().isdigit(), r.headers
             h.assert_error_shape(r, "503")
         print(f"    statuses: {codes}")
+        # the answers are sent before the engine thread retires the job at its next step: wait for the gauges
+        idle = lambda m: m.get("tessera_requests_running", -1) == 0 and m.get("tessera_requests_waiting", -1) == 0
+        h.wait_until(lambda: idle(s.metrics()), 5)
         m = s.metrics()
-        assert m.get("tessera_requests_running", -1) == 0 and m.get("tessera_requests_waiting", -1) == 0, m
+        assert idle(m), m
 
 
 def _metrics_idle(server):
