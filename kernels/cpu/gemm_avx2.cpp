@@ -65,8 +65,12 @@ void FloatBlock256::block(const uint8_t* const* wr, const void* const* xr, int64
 }  // namespace
 
 void gemm_q8_tiles_avx2(const MatmulArgs& a) {
-  if (unpack_sub(a.w->type) == 16) gemm_q8_tiles_256<16>(a);
-  else gemm_q8_tiles_256<32>(a);
+  switch (int16_group(max_code(a.w->type))) {
+    case 2: gemm_q8_tiles_256<16, 2>(a); break;  // Q6_K (16-value sub-blocks)
+    case 4: gemm_q8_tiles_256<32, 4>(a); break;
+    case 8: gemm_q8_tiles_256<32, 8>(a); break;
+    default: gemm_q8_tiles_256<32, 0>(a); break;
+  }
 }
 
 void gemm_float_avx2(const MatmulArgs& a) {

@@ -174,7 +174,24 @@ void unpack_tile8(GgmlType t, const uint8_t* w, size_t row_bytes, int64_t r0, in
     }
 }
 
-template <int T, int SUB>
+// Largest unsigned code a type's unpacked form holds (unpack.h): the small-code types run maddubs on
+// the codes directly; the others hold u = v + 128 and need the signed form.
+constexpr int max_code(GgmlType t) {
+  switch (t) {
+    case GgmlType::Q4_0: case GgmlType::Q4_1: case GgmlType::Q4_K: return 15;
+    case GgmlType::Q5_0: case GgmlType::Q5_1: case GgmlType::Q5_K: return 31;
+    case GgmlType::Q6_K: return 63;
+    default: return 255;
+  }
+}
+
+// Without VNNI, G consecutive 4-value steps of codes <= 127 are summed as int16 maddubs partials before
+// one vpmaddwd: |sum| <= G * 2 * max_code * 127 must stay below 2^15 (G = 8 / 4 / 2 for codes <= 15 / 31 / 63).
+constexpr int int16_group(int code) { return code <= 15 ? 8 : code <= 31 ? 4 : code <= 63 ? 2 : 0; }
+
+// T tokens x 8 rows of one tile. G > 0: small unsigned codes (maddubs on them directly, G steps summed
+// in int16); G == 0: codes u = v + 128 (signed form |w| x sign(x, w)). With VNNI, vpdpbusd for both.
+template <int T, int SUB, int G>
 void tile_block_avx2(const uint8_t* q, const float* ta, const float* tc, int64_t n_sub, const int8_t* const* xq,
                      const float* dx, const float* dxs, float* y, int64_t y_stride, int nrows) {
   __m256 acc[T];
@@ -182,32 +199,50 @@ void tile_block_avx2(const uint8_t* q, const float* ta, const float* tc, int64_t
 #if !defined(__AVXVNNI__)
   const __m256i ones16 = _mm256_set1_epi16(1);
   const __m256i bias = _mm256_set1_epi8(static_cast<char>(0x80));
+  static_assert(G == 0 || (SUB / 4) % G == 0, "the int16 groups tile a sub-block");
 #endif
   for (int64_t s = 0; s < n_sub; ++s) {
     __m256i ai[T];
     for (int t = 0; t < T; ++t) ai[t] = _mm256_setzero_si256();
     const uint8_t* qs = q + s * SUB * R8;
+#if defined(__AVXVNNI__)
     for (int kk = 0; kk < SUB / 4; ++kk) {
       const __m256i w = _mm256_load_si256(reinterpret_cast<const __m256i*>(qs + kk * 32));
-#if defined(__AVXVNNI__)
       for (int t = 0; t < T; ++t)
         ai[t] = _mm256_dpbusd_avx_epi32(ai[t], w, _mm256_set1_epi32(load_i32_avx2(xq[t] + s * SUB + kk * 4)));
-#else
-      // signed weights u - 128 through maddubs(|w|, x * sign(w)): no saturation as |w| <= 128, |x| <= 127
-      const __m256i ws = _mm256_xor_si256(w, bias);
-      const __m256i wabs = _mm256_abs_epi8(ws);
-      for (int t = 0; t < T; ++t) {
-        const __m256i xs = _mm256_sign_epi8(_mm256_set1_epi32(load_i32_avx2(xq[t] + s * SUB + kk * 4)), ws);
-        ai[t] = _mm256_add_epi32(ai[t], _mm256_madd_epi16(_mm256_maddubs_epi16(wabs, xs), ones16));
-      }
-#endif
     }
+#else
+    if constexpr (G > 0) {
+      for (int k0 = 0; k0 < SUB / 4; k0 += G) {
+        __m256i a16[T];
+        for (int t = 0; t < T; ++t) a16[t] = _mm256_setzero_si256();
+        for (int kk = k0; kk < k0 + G; ++kk) {
+          const __m256i w = _mm256_load_si256(reinterpret_cast<const __m256i*>(qs + kk * 32));
+          for (int t = 0; t < T; ++t)
+            a16[t] = _mm256_add_epi16(a16[t], _mm256_maddubs_epi16(w, _mm256_set1_epi32(load_i32_avx2(xq[t] + s * SUB + kk * 4))));
+        }
+        for (int t = 0; t < T; ++t) ai[t] = _mm256_add_epi32(ai[t], _mm256_madd_epi16(a16[t], ones16));
+      }
+    } else {
+      for (int kk = 0; kk < SUB / 4; ++kk) {
+        // signed weights u - 128 through maddubs(|w|, x * sign(w)): no saturation as |w| <= 128, |x| <= 127
+        const __m256i w = _mm256_load_si256(reinterpret_cast<const __m256i*>(qs + kk * 32));
+        const __m256i ws = _mm256_xor_si256(w, bias);
+        const __m256i wabs = _mm256_abs_epi8(ws);
+        for (int t = 0; t < T; ++t) {
+          const __m256i xs = _mm256_sign_epi8(_mm256_set1_epi32(load_i32_avx2(xq[t] + s * SUB + kk * 4)), ws);
+          ai[t] = _mm256_add_epi32(ai[t], _mm256_madd_epi16(_mm256_maddubs_epi16(wabs, xs), ones16));
+        }
+      }
+    }
+#endif
     const __m256 va = _mm256_load_ps(ta + s * R8);
 #if defined(__AVXVNNI__)
     const __m256 vc = _mm256_load_ps(tc + s * R8);
 #else
-    // the sums are of (u - 128) * q: move 128 * a * sum(q) into the c term
-    const __m256 vc = _mm256_fnmadd_ps(_mm256_set1_ps(128.0f), va, _mm256_load_ps(tc + s * R8));
+    // signed form: the sums are of (u - 128) * q, so 128 * a * sum(q) moves into the c term
+    const __m256 vc = G > 0 ? _mm256_load_ps(tc + s * R8)
+                            : _mm256_fnmadd_ps(_mm256_set1_ps(128.0f), va, _mm256_load_ps(tc + s * R8));
 #endif
     for (int t = 0; t < T; ++t) {
       const __m256 scale = _mm256_mul_ps(va, _mm256_set1_ps(dx[t * n_sub + s]));
@@ -226,7 +261,7 @@ void tile_block_avx2(const uint8_t* q, const float* ta, const float* tc, int64_t
   }
 }
 
-template <int SUB>
+template <int SUB, int G>
 void gemm_q8_tiles_256(const MatmulArgs& args) {
   const WeightView& w = *args.w;
   const PreparedActs& x = *args.x;
@@ -243,10 +278,10 @@ void gemm_q8_tiles_256(const MatmulArgs& args) {
       const float* s0 = dxs + t0 * n_sub;
       float* y = args.y + t0 * args.y_stride + r0;
       switch (nt) {
-        case 1: tile_block_avx2<1, SUB>(q, ta, tc, n_sub, xq, d0, s0, y, args.y_stride, nrows); break;
-        case 2: tile_block_avx2<2, SUB>(q, ta, tc, n_sub, xq, d0, s0, y, args.y_stride, nrows); break;
-        case 3: tile_block_avx2<3, SUB>(q, ta, tc, n_sub, xq, d0, s0, y, args.y_stride, nrows); break;
-        default: tile_block_avx2<4, SUB>(q, ta, tc, n_sub, xq, d0, s0, y, args.y_stride, nrows); break;
+        case 1: tile_block_avx2<1, SUB, G>(q, ta, tc, n_sub, xq, d0, s0, y, args.y_stride, nrows); break;
+        case 2: tile_block_avx2<2, SUB, G>(q, ta, tc, n_sub, xq, d0, s0, y, args.y_stride, nrows); break;
+        case 3: tile_block_avx2<3, SUB, G>(q, ta, tc, n_sub, xq, d0, s0, y, args.y_stride, nrows); break;
+        default: tile_block_avx2<4, SUB, G>(q, ta, tc, n_sub, xq, d0, s0, y, args.y_stride, nrows); break;
       }
     }
   }

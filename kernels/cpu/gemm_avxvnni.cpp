@@ -5,8 +5,8 @@
 namespace tessera::ops {
 
 void gemm_q8_tiles_avxvnni(const MatmulArgs& a) {
-  if (unpack_sub(a.w->type) == 16) gemm_q8_tiles_256<16>(a);
-  else gemm_q8_tiles_256<32>(a);
+  if (unpack_sub(a.w->type) == 16) gemm_q8_tiles_256<16, 0>(a);
+  else gemm_q8_tiles_256<32, 0>(a);
 }
 
 }  // namespace tessera::ops

@@ -28,6 +28,17 @@ inline __m256i dot_s8s8(__m256i w, __m256i x) { return dot_u8s8(_mm256_abs_epi8(
 // The scale of a sub-block in the low 16 bits of every lane (for vpmaddwd with lane sums < 2^15).
 inline __m256i scale16(int s) { return _mm256_set1_epi32(s & 0xffff); }
 
+// dot_u8s8 times a sub-block scale (s0 for lanes 0-3, s1 for lanes 4-7). Without VNNI the int16 pair
+// sums of maddubs meet the scale in the one vpmaddwd (codes <= 63: pair sums <= 16002, no saturation).
+inline __m256i dot_u8s8_scaled(__m256i u, __m256i x, int s0, int s1) {
+#if defined(__AVXVNNI__)
+  return _mm256_madd_epi16(dot_u8s8(u, x), _mm256_set_m128i(_mm_set1_epi32(s1 & 0xffff), _mm_set1_epi32(s0 & 0xffff)));
+#else
+  return _mm256_madd_epi16(_mm256_maddubs_epi16(u, x), _mm256_set_m128i(_mm_set1_epi16(static_cast<int16_t>(s1)),
+                                                                         _mm_set1_epi16(static_cast<int16_t>(s0))));
+#endif
+}
+
 template <bool FIVE>
 void gemv_qk45_256(const MatmulArgs& args) {
   const WeightView& w = *args.w;
@@ -58,10 +69,9 @@ void gemv_qk45_256(const MatmulArgs& args) {
           lo = _mm256_or_si256(lo, _mm256_slli_epi16(bl, 4));
           hi = _mm256_or_si256(hi, _mm256_slli_epi16(bh, 4));
         }
-        const __m256i dlo = dot_u8s8(lo, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + 64 * c)));
-        const __m256i dhi = dot_u8s8(hi, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + 64 * c + 32)));
-        isum = _mm256_add_epi32(isum, _mm256_madd_epi16(dlo, scale16(sc[2 * c])));
-        isum = _mm256_add_epi32(isum, _mm256_madd_epi16(dhi, scale16(sc[2 * c + 1])));
+        const int s_lo = sc[2 * c], s_hi = sc[2 * c + 1];
+        isum = _mm256_add_epi32(isum, dot_u8s8_scaled(lo, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + 64 * c)), s_lo, s_lo));
+        isum = _mm256_add_epi32(isum, dot_u8s8_scaled(hi, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + 64 * c + 32)), s_hi, s_hi));
       }
       uint64_t m8;
       std::memcpy(&m8, mn, 8);
@@ -100,9 +110,7 @@ void gemv_q6k_256(const MatmulArgs& args) {
         for (int g = 0; g < 4; ++g) {
           // 32 values = two 16-value sub-blocks: lanes 0-3 and 4-7
           const int s0 = blk->scales[8 * h + 2 * g], s1 = blk->scales[8 * h + 2 * g + 1];
-          const __m256i dp = dot_u8s8(v[g], _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + 128 * h + 32 * g)));
-          const __m256i sv = _mm256_set_m128i(_mm_set1_epi32(s1 & 0xffff), _mm_set1_epi32(s0 & 0xffff));
-          isum = _mm256_add_epi32(isum, _mm256_madd_epi16(dp, sv));
+          isum = _mm256_add_epi32(isum, dot_u8s8_scaled(v[g], _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + 128 * h + 32 * g)), s0, s1));
         }
       }
       // codes are value + 32
