@@ -1,7 +1,8 @@
 // Fused 256-bit single-token kernels shared by gemv_avx2.cpp (maddubs) and gemv_avxvnni.cpp (AVX-VNNI
 // vpdpbusd): each weight block is decoded in registers and dotted with the Q8 activations.
-//   K-quants (codes u >= 0): lane sums scaled by the integer sub-block scales (vpmaddwd), one f32 FMA
-//   per 256-block; mins / the Q6_K offset from the activation sums.
+//   K-quants (codes u >= 0): lane sums scaled by the integer sub-block scales (vpmaddwd; the scales
+//   decoded once per block and picked by a byte shuffle), one f32 FMA per 256-block; mins / the Q6_K
+//   offset from the activation sums.
 //   32-blocks: signed codes through |w| x sign(x, w), one f32 FMA per block.
 // Included once per ISA translation unit; internal linkage only.
 #pragma once
@@ -25,22 +26,49 @@ inline __m256i dot_u8s8(__m256i u, __m256i x) {
 // Same for signed weights w (|w| <= 128, |x| <= 127).
 inline __m256i dot_s8s8(__m256i w, __m256i x) { return dot_u8s8(_mm256_abs_epi8(w), _mm256_sign_epi8(x, w)); }
 
-// The scale of a sub-block in the low 16 bits of every lane (for vpmaddwd with lane sums < 2^15).
-inline __m256i scale16(int s) { return _mm256_set1_epi32(s & 0xffff); }
-
-// dot_u8s8 times a sub-block scale (s0 for lanes 0-3, s1 for lanes 4-7). Without VNNI the int16 pair
-// sums of maddubs meet the scale in the one vpmaddwd (codes <= 63: pair sums <= 16002, no saturation).
-inline __m256i dot_u8s8_scaled(__m256i u, __m256i x, int s0, int s1) {
+// Sub-block scales as int16 lanes (both 128-bit halves hold the same 8): pick_scales(s, ctl) puts scale i
+// (ctl's low half) and scale j (high half) where vpmaddwd meets the int16 pair sums of maddubs, or, with
+// VNNI, the int32 lane sums of vpdpbusd (scale in the low 16 bits, 0 above: the lane sums fit in int16).
+struct ScaleCtl {
+  alignas(32) int8_t b[32];
+};
+constexpr ScaleCtl scale_ctl(int i, int j) {
+  ScaleCtl c{};
+  for (int k = 0; k < 32; ++k) {
+    const int idx = k < 16 ? i : j;
 #if defined(__AVXVNNI__)
-  return _mm256_madd_epi16(dot_u8s8(u, x), _mm256_set_m128i(_mm_set1_epi32(s1 & 0xffff), _mm_set1_epi32(s0 & 0xffff)));
+    c.b[k] = static_cast<int8_t>(k % 4 < 2 ? 2 * idx + k % 2 : -128);
 #else
-  return _mm256_madd_epi16(_mm256_maddubs_epi16(u, x), _mm256_set_m128i(_mm_set1_epi16(static_cast<int16_t>(s1)),
-                                                                         _mm_set1_epi16(static_cast<int16_t>(s0))));
+    c.b[k] = static_cast<int8_t>(2 * idx + k % 2);
 #endif
+  }
+  return c;
+}
+inline __m256i pick_scales(__m256i s16, const ScaleCtl& c) {
+  return _mm256_shuffle_epi8(s16, _mm256_load_si256(reinterpret_cast<const __m256i*>(c.b)));
+}
+
+// dot_u8s8 of codes u <= 63 times the scales picked by pick_scales (maddubs pair sums <= 16002: no saturation).
+inline __m256i dot_u8s8_scaled(__m256i u, __m256i x, __m256i scales) {
+#if defined(__AVXVNNI__)
+  return _mm256_madd_epi16(dot_u8s8(u, x), scales);
+#else
+  return _mm256_madd_epi16(_mm256_maddubs_epi16(u, x), scales);
+#endif
+}
+
+// The 6-bit scales and mins of a Q4_K / Q5_K block (12 bytes at s) as 8 bytes each (see k_scales).
+inline void k_scales64(const uint8_t* s, uint64_t& sc, uint64_t& mn) {
+  uint32_t w[3];
+  std::memcpy(w, s, 12);
+  sc = static_cast<uint64_t>(w[0] & 0x3f3f3f3f) | static_cast<uint64_t>((w[2] & 0x0f0f0f0f) | ((w[0] >> 6) & 0x03030303) << 4) << 32;
+  mn = static_cast<uint64_t>(w[1] & 0x3f3f3f3f) | static_cast<uint64_t>(((w[2] >> 4) & 0x0f0f0f0f) | ((w[1] >> 6) & 0x03030303) << 4) << 32;
 }
 
 template <bool FIVE>
 void gemv_qk45_256(const MatmulArgs& args) {
+  static constexpr ScaleCtl ctl[8] = {scale_ctl(0, 0), scale_ctl(1, 1), scale_ctl(2, 2), scale_ctl(3, 3),
+                                      scale_ctl(4, 4), scale_ctl(5, 5), scale_ctl(6, 6), scale_ctl(7, 7)};
   const WeightView& w = *args.w;
   const PreparedActs& x = *args.x;
   const int64_t nb = w.n_in / 256;
@@ -51,9 +79,9 @@ void gemv_qk45_256(const MatmulArgs& args) {
     __m256 acc = _mm256_setzero_ps(), accm = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; ++b, blk += bsize) {
       const int8_t* xq = x.qs + b * 256;
-      const float dx = x.d[b * 8];
-      uint8_t sc[8], mn[8];
-      k_scales(blk + 4, sc, mn);
+      uint64_t sc, mn;
+      k_scales64(blk + 4, sc, mn);
+      const __m256i s16 = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(_mm_cvtsi64_si128(static_cast<int64_t>(sc))));
       const uint8_t* qs = blk + (FIVE ? 48 : 16);
       __m256i qh = _mm256_setzero_si256();
       if constexpr (FIVE) qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 16));
@@ -69,23 +97,27 @@ void gemv_qk45_256(const MatmulArgs& args) {
           lo = _mm256_or_si256(lo, _mm256_slli_epi16(bl, 4));
           hi = _mm256_or_si256(hi, _mm256_slli_epi16(bh, 4));
         }
-        const int s_lo = sc[2 * c], s_hi = sc[2 * c + 1];
-        isum = _mm256_add_epi32(isum, dot_u8s8_scaled(lo, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + 64 * c)), s_lo, s_lo));
-        isum = _mm256_add_epi32(isum, dot_u8s8_scaled(hi, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + 64 * c + 32)), s_hi, s_hi));
+        isum = _mm256_add_epi32(isum, dot_u8s8_scaled(lo, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + 64 * c)),
+                                                      pick_scales(s16, ctl[2 * c])));
+        isum = _mm256_add_epi32(isum, dot_u8s8_scaled(hi, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + 64 * c + 32)),
+                                                      pick_scales(s16, ctl[2 * c + 1])));
       }
-      uint64_t m8;
-      std::memcpy(&m8, mn, 8);
-      const __m256i mv = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128(static_cast<int64_t>(m8)));
+      const __m256i mv = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128(static_cast<int64_t>(mn)));
       const __m256i xs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.s32 + b * 8));
-      acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(_cvtsh_ss(reinterpret_cast<const uint16_t*>(blk)[0]) * dx), acc);
-      accm = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_mullo_epi32(mv, xs)),
-                             _mm256_set1_ps(_cvtsh_ss(reinterpret_cast<const uint16_t*>(blk)[1]) * dx), accm);
+      // d and dmin in one conversion, times the activation scale
+      int32_t dd;
+      std::memcpy(&dd, blk, 4);
+      const __m128 ddx = _mm_mul_ps(_mm_cvtph_ps(_mm_cvtsi32_si128(dd)), _mm_set1_ps(x.d[b * 8]));
+      acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_broadcastss_ps(ddx), acc);
+      accm = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_mullo_epi32(mv, xs)), _mm256_broadcastss_ps(_mm_movehdup_ps(ddx)), accm);
     }
     args.y[r] = hsum256(acc) - hsum256(accm);
   }
 }
 
 void gemv_q6k_256(const MatmulArgs& args) {
+  // (h, g) = the 32 values of sub-blocks 8h + 2g (lanes 0-3) and 8h + 2g + 1 (lanes 4-7)
+  static constexpr ScaleCtl ctl[4] = {scale_ctl(0, 1), scale_ctl(2, 3), scale_ctl(4, 5), scale_ctl(6, 7)};
   const WeightView& w = *args.w;
   const PreparedActs& x = *args.x;
   const int64_t nb = w.n_in / 256;
@@ -95,8 +127,10 @@ void gemv_q6k_256(const MatmulArgs& args) {
     __m256 acc = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; ++b, ++blk) {
       const int8_t* xq = x.qs + b * 256;
+      const __m128i sc8 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk->scales));
       __m256i isum = _mm256_setzero_si256();
       for (int h = 0; h < 2; ++h) {
+        const __m256i s16 = _mm256_broadcastsi128_si256(_mm_cvtepi8_epi16(h ? _mm_srli_si128(sc8, 8) : sc8));
         const __m256i l0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk->ql + 64 * h));
         const __m256i l1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk->ql + 64 * h + 32));
         const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk->qh + 32 * h));
@@ -107,15 +141,13 @@ void gemv_q6k_256(const MatmulArgs& args) {
                                _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), m3), 4));
         v[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
                                _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), m3), 4));
-        for (int g = 0; g < 4; ++g) {
-          // 32 values = two 16-value sub-blocks: lanes 0-3 and 4-7
-          const int s0 = blk->scales[8 * h + 2 * g], s1 = blk->scales[8 * h + 2 * g + 1];
-          isum = _mm256_add_epi32(isum, dot_u8s8_scaled(v[g], _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + 128 * h + 32 * g)), s0, s1));
-        }
+        for (int g = 0; g < 4; ++g)
+          isum = _mm256_add_epi32(isum, dot_u8s8_scaled(v[g], _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + 128 * h + 32 * g)),
+                                                        pick_scales(s16, ctl[g])));
       }
       // codes are value + 32
-      const __m256i sc_lo = _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(blk->scales)));
-      const __m256i sc_hi = _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(blk->scales + 8)));
+      const __m256i sc_lo = _mm256_cvtepi8_epi32(sc8);
+      const __m256i sc_hi = _mm256_cvtepi8_epi32(_mm_srli_si128(sc8, 8));
       const __m256i corr = _mm256_add_epi32(
           _mm256_mullo_epi32(sc_lo, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.s + b * 16))),
           _mm256_mullo_epi32(sc_hi, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.s + b * 16 + 8))));
