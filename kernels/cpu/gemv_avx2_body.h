@@ -158,9 +158,13 @@ void gemv_q6k_256(const MatmulArgs& args) {
   }
 }
 
-// 32-value blocks with signed codes: Q4_0 (nibble - 8), Q5_0 (5 bits - 16), Q8_0, IQ4_NL, MXFP4.
+// 32-value blocks. Q4_0 / Q5_0: unsigned codes u (nibble, 5 bits) dotted as they are, the offset z (8, 16)
+// taken off through the activation sums: sum((u - z) x) = sum(u x) - z sum(x). Signed codes (Q8_0,
+// IQ4_NL, MXFP4) through |w| x sign(x, w). One f32 FMA per block.
 template <GgmlType T>
 void gemv_b32_256(const MatmulArgs& args) {
+  constexpr bool kOffset = T == GgmlType::Q4_0 || T == GgmlType::Q5_0;
+  constexpr float kZ = T == GgmlType::Q4_0 ? 8.0f : 16.0f;
   const WeightView& w = *args.w;
   const PreparedActs& x = *args.x;
   const int64_t nb = w.n_in / 32;
@@ -174,13 +178,14 @@ void gemv_b32_256(const MatmulArgs& args) {
   for (int64_t r = args.row_begin; r < args.row_end; ++r) {
     const uint8_t* blk = w.data + static_cast<size_t>(r) * w.row_bytes;
     __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    float corr = 0.0f;  // sum over blocks of d dx sum(x) (offset types)
     for (int64_t b = 0; b < nb; ++b, blk += bsize) {
       __m256i v;
       float a;
       if constexpr (T == GgmlType::Q8_0) {
         v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 2));
       } else if constexpr (T == GgmlType::Q4_0) {
-        v = _mm256_sub_epi8(nibbles32(blk + 2), _mm256_set1_epi8(8));
+        v = nibbles32(blk + 2);
       } else if constexpr (T == GgmlType::Q5_0) {
         uint32_t qh;
         std::memcpy(&qh, blk + 2, 4);
@@ -190,7 +195,6 @@ void gemv_b32_256(const MatmulArgs& args) {
         const __m256i bit = _mm256_set1_epi64x(static_cast<int64_t>(0x8040201008040201ULL));
         const __m256i hb = _mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit);  // 0xff where set
         v = _mm256_or_si256(nibbles32(blk + 6), _mm256_and_si256(hb, _mm256_set1_epi8(16)));
-        v = _mm256_sub_epi8(v, _mm256_set1_epi8(16));
       } else if constexpr (T == GgmlType::IQ4_NL) {
         v = _mm256_shuffle_epi8(table, nibbles32(blk + 2));
       } else {
@@ -198,12 +202,22 @@ void gemv_b32_256(const MatmulArgs& args) {
       }
       if constexpr (T == GgmlType::MXFP4) a = unpack_f32_bits(blk[0] < 2 ? 0x00200000u << blk[0] : uint32_t(blk[0] - 1) << 23);
       else a = _cvtsh_ss(*reinterpret_cast<const uint16_t*>(blk));
-      const __m256i dp = dot_s8s8(v, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.qs + 32 * b)));
-      const __m256 s = _mm256_set1_ps(a * x.d[b]);
+      const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.qs + 32 * b));
+      const float ad = a * x.d[b];
+      __m256i dp;
+      if constexpr (kOffset) {
+        dp = dot_u8s8(v, xv);
+        corr += ad * static_cast<float>(x.s32[b]);
+      } else {
+        dp = dot_s8s8(v, xv);
+      }
+      const __m256 s = _mm256_set1_ps(ad);
       if (b & 1) acc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dp), s, acc1);
       else acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dp), s, acc0);
     }
-    args.y[r] = hsum256(_mm256_add_ps(acc0, acc1));
+    float y = hsum256(_mm256_add_ps(acc0, acc1));
+    if constexpr (kOffset) y -= kZ * corr;
+    args.y[r] = y;
   }
 }
 
