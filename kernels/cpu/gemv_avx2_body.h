@@ -160,10 +160,34 @@ void gemv_q6k_256(const MatmulArgs& args) {
 
 // 32-value blocks. Q4_0 / Q5_0: unsigned codes u (nibble, 5 bits) dotted as they are, the offset z (8, 16)
 // taken off through the activation sums: sum((u - z) x) = sum(u x) - z sum(x). Signed codes (Q8_0,
-// IQ4_NL, MXFP4) through |w| x sign(x, w). One f32 FMA per block.
+// IQ4_NL, MXFP4) through |w| x sign(x, w). The f16 scales of 8 blocks are converted together and times
+// the activation scales in one multiply; one f32 FMA per block.
+template <GgmlType T>
+inline __m256i b32_codes(const uint8_t* blk, __m256i table) {
+  if constexpr (T == GgmlType::Q8_0) {
+    return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 2));
+  } else if constexpr (T == GgmlType::Q4_0) {
+    return nibbles32(blk + 2);
+  } else if constexpr (T == GgmlType::Q5_0) {
+    uint32_t qh;
+    std::memcpy(&qh, blk + 2, 4);
+    // bit j of qh -> byte j: spread the 4 qh bytes over the lanes, test one bit per byte
+    const __m256i spread = _mm256_shuffle_epi8(_mm256_set1_epi32(static_cast<int>(qh)),
+                                               _mm256_setr_epi64x(0, 0x0101010101010101LL, 0x0202020202020202LL, 0x0303030303030303LL));
+    const __m256i bit = _mm256_set1_epi64x(static_cast<int64_t>(0x8040201008040201ULL));
+    const __m256i hb = _mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit);  // 0xff where set
+    return _mm256_or_si256(nibbles32(blk + 6), _mm256_and_si256(hb, _mm256_set1_epi8(16)));
+  } else if constexpr (T == GgmlType::IQ4_NL) {
+    return _mm256_shuffle_epi8(table, nibbles32(blk + 2));
+  } else {
+    return _mm256_shuffle_epi8(table, nibbles32(blk + 1));
+  }
+}
+
 template <GgmlType T>
 void gemv_b32_256(const MatmulArgs& args) {
   constexpr bool kOffset = T == GgmlType::Q4_0 || T == GgmlType::Q5_0;
+  constexpr bool kF16Scale = T != GgmlType::MXFP4;
   constexpr float kZ = T == GgmlType::Q4_0 ? 8.0f : 16.0f;
   const WeightView& w = *args.w;
   const PreparedActs& x = *args.x;
@@ -175,48 +199,48 @@ void gemv_b32_256(const MatmulArgs& args) {
     for (int i = 0; i < 32; ++i) tb[i] = T == GgmlType::IQ4_NL ? kIQ4NLValues[i % 16] : kMXFP4Values[i % 16];
     table = _mm256_load_si256(reinterpret_cast<const __m256i*>(tb));
   }
+  auto dot = [&](const uint8_t* blk, int64_t b) {
+    const __m256i v = b32_codes<T>(blk, table);
+    const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.qs + 32 * b));
+    if constexpr (kOffset) return _mm256_cvtepi32_ps(dot_u8s8(v, xv));
+    else return _mm256_cvtepi32_ps(dot_s8s8(v, xv));
+  };
+  auto scale = [&](const uint8_t* blk) {
+    if constexpr (T == GgmlType::MXFP4) return unpack_f32_bits(blk[0] < 2 ? 0x00200000u << blk[0] : uint32_t(blk[0] - 1) << 23);
+    else return _cvtsh_ss(*reinterpret_cast<const uint16_t*>(blk));
+  };
   for (int64_t r = args.row_begin; r < args.row_end; ++r) {
     const uint8_t* blk = w.data + static_cast<size_t>(r) * w.row_bytes;
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-    float corr = 0.0f;  // sum over blocks of d dx sum(x) (offset types)
-    for (int64_t b = 0; b < nb; ++b, blk += bsize) {
-      __m256i v;
-      float a;
-      if constexpr (T == GgmlType::Q8_0) {
-        v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 2));
-      } else if constexpr (T == GgmlType::Q4_0) {
-        v = nibbles32(blk + 2);
-      } else if constexpr (T == GgmlType::Q5_0) {
-        uint32_t qh;
-        std::memcpy(&qh, blk + 2, 4);
-        // bit j of qh -> byte j: spread the 4 qh bytes over the lanes, test one bit per byte
-        const __m256i spread = _mm256_shuffle_epi8(_mm256_set1_epi32(static_cast<int>(qh)),
-                                                   _mm256_setr_epi64x(0, 0x0101010101010101LL, 0x0202020202020202LL, 0x0303030303030303LL));
-        const __m256i bit = _mm256_set1_epi64x(static_cast<int64_t>(0x8040201008040201ULL));
-        const __m256i hb = _mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit);  // 0xff where set
-        v = _mm256_or_si256(nibbles32(blk + 6), _mm256_and_si256(hb, _mm256_set1_epi8(16)));
-      } else if constexpr (T == GgmlType::IQ4_NL) {
-        v = _mm256_shuffle_epi8(table, nibbles32(blk + 2));
-      } else {
-        v = _mm256_shuffle_epi8(table, nibbles32(blk + 1));
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps(), corr8 = _mm256_setzero_ps();
+    float corr = 0.0f;  // offset types: sum over blocks of d dx sum(x)
+    int64_t b = 0;
+    if constexpr (kF16Scale) {
+      for (; b + 8 <= nb; b += 8, blk += 8 * bsize) {
+        __m128i dh = _mm_setzero_si128();
+        dh = _mm_insert_epi16(dh, *reinterpret_cast<const uint16_t*>(blk), 0);
+        dh = _mm_insert_epi16(dh, *reinterpret_cast<const uint16_t*>(blk + bsize), 1);
+        dh = _mm_insert_epi16(dh, *reinterpret_cast<const uint16_t*>(blk + 2 * bsize), 2);
+        dh = _mm_insert_epi16(dh, *reinterpret_cast<const uint16_t*>(blk + 3 * bsize), 3);
+        dh = _mm_insert_epi16(dh, *reinterpret_cast<const uint16_t*>(blk + 4 * bsize), 4);
+        dh = _mm_insert_epi16(dh, *reinterpret_cast<const uint16_t*>(blk + 5 * bsize), 5);
+        dh = _mm_insert_epi16(dh, *reinterpret_cast<const uint16_t*>(blk + 6 * bsize), 6);
+        dh = _mm_insert_epi16(dh, *reinterpret_cast<const uint16_t*>(blk + 7 * bsize), 7);
+        const __m256 ad = _mm256_mul_ps(_mm256_cvtph_ps(dh), _mm256_loadu_ps(x.d + b));
+        if constexpr (kOffset)
+          corr8 = _mm256_fmadd_ps(ad, _mm256_cvtepi32_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.s32 + b))), corr8);
+        for (int k = 0; k < 8; k += 2) {
+          acc0 = _mm256_fmadd_ps(dot(blk + k * bsize, b + k), _mm256_permutevar8x32_ps(ad, _mm256_set1_epi32(k)), acc0);
+          acc1 = _mm256_fmadd_ps(dot(blk + (k + 1) * bsize, b + k + 1), _mm256_permutevar8x32_ps(ad, _mm256_set1_epi32(k + 1)), acc1);
+        }
       }
-      if constexpr (T == GgmlType::MXFP4) a = unpack_f32_bits(blk[0] < 2 ? 0x00200000u << blk[0] : uint32_t(blk[0] - 1) << 23);
-      else a = _cvtsh_ss(*reinterpret_cast<const uint16_t*>(blk));
-      const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.qs + 32 * b));
-      const float ad = a * x.d[b];
-      __m256i dp;
-      if constexpr (kOffset) {
-        dp = dot_u8s8(v, xv);
-        corr += ad * static_cast<float>(x.s32[b]);
-      } else {
-        dp = dot_s8s8(v, xv);
-      }
-      const __m256 s = _mm256_set1_ps(ad);
-      if (b & 1) acc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dp), s, acc1);
-      else acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dp), s, acc0);
+    }
+    for (; b < nb; ++b, blk += bsize) {
+      const float ad = scale(blk) * x.d[b];
+      if constexpr (kOffset) corr += ad * static_cast<float>(x.s32[b]);
+      acc0 = _mm256_fmadd_ps(dot(blk, b), _mm256_set1_ps(ad), acc0);
     }
     float y = hsum256(_mm256_add_ps(acc0, acc1));
-    if constexpr (kOffset) y -= kZ * corr;
+    if constexpr (kOffset) y -= kZ * (corr + hsum256(corr8));
     args.y[r] = y;
   }
 }
