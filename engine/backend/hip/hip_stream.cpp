@@ -2,6 +2,8 @@
 // (hip_device.h), in order; host results (logits) are copied at sync(). Simple kernels for now: one
 // wave per output row for the products, one wave per (head, token) for attention, the MoE as gate,
 // up, swiglu, down and a weighted sum over all (token, expert) pairs with the router's ids on the device.
+// Batches of >= 8 tokens on gfx12 (and the emulator): products on the matrix cores (matmul_wmma), the
+// MoE expert-grouped (use_wmma / moe_wmma below).
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
@@ -295,16 +297,15 @@ class HipStream final : public Stream {
   bool moe_wmma(const Matrix& gate, const Matrix& up, const Matrix& down, const Buffer& h, const Buffer& ids,
                 const Buffer& w, Buffer& x) {
     const int64_t n = b_.n_tokens, K = c_.n_expert_used, pairs = n * K, E = down.view.n_out, F = gate.view.n_out;
+    const int64_t n_exp = c_.n_expert, tiles = (n + 63) / 64;  // an expert has at most n pairs (one per token)
     if (n < wmma_min_tokens_ || !wmma_type(gate) || !wmma_type(up) || !wmma_type(down)) return false;
-    const int64_t n_exp = c_.n_expert;
+    if (n_exp > 512 || n_exp * tiles > 65535) return false;  // moe_group's counts; grid.y
     hip::MoeGroupArgs ga{static_cast<const int32_t*>(hptr(ids)), static_cast<int32_t*>(scratch(static_cast<size_t>(pairs) * 4)),
                          static_cast<int32_t*>(scratch(static_cast<size_t>(n_exp + 1) * 4)), i32v(pairs), i32v(n_exp)};
     launch("moe_group", {1, 1}, 256, ga, pairs * 4, (pairs + n_exp + 1) * 4);
     float* g = scratch_f32(pairs * F);
     float* u = scratch_f32(pairs * F);
     float* y = scratch_f32(pairs * E);
-    // an expert is picked at most once per token: at most n pairs each
-    const int64_t tiles = (n + 63) / 64;
     wmma_grouped(gate, hf32(h), g, ga, K, tiles);
     wmma_grouped(up, hf32(h), u, ga, K, tiles);
     elementwise("swiglu_f32", g, u, pairs * F, pairs * F);
