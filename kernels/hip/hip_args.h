@@ -78,6 +78,31 @@ struct MatmulArgs {
   int32_t n_in, n_out, x_div, wtype;
 };
 
+// Batch (prefill) products on gfx12 WMMA: y[t][r] = W x[t] for t < n_tok, quantized W dequantized to
+// f16 per tile, x rounded to f16, f32 sums. Block 128 (4 waves) per 64 output rows x 64 tokens;
+// grid (ceil(n_out / 64), ceil(n_tok / 64)). n_in a multiple of 32.
+// Expert-grouped (pairs not null, MoE prefill): the (token, slot) pairs sorted by expert (moe_group);
+// y[z] = W_e x[z / x_div] for the pairs z of expert e = pairs[starts[e] .. starts[e + 1]); grid
+// (ceil(n_out / 64), n_expert * expert_tiles), expert_tiles = ceil(most pairs of one expert / 64).
+struct WmmaMatmulArgs {
+  const uint8_t* w;
+  const float* x;  // [n_tok][n_in] (grouped: [pairs / x_div][n_in])
+  float* y;        // [n_tok][n_out] (grouped: [pairs][n_out])
+  const int32_t* pairs;
+  const int32_t* starts;
+  int64_t row_bytes, mat_stride;
+  int32_t n_in, n_out, n_tok, wtype, x_div, expert_tiles;
+};
+
+// The MoE's (token, slot) pairs z (ids[z]: the expert) sorted by expert, in z order within one:
+// pairs[starts[e] .. starts[e + 1]). One block; grid (1), block 256.
+struct MoeGroupArgs {
+  const int32_t* ids;  // [n_pairs]
+  int32_t* pairs;      // [n_pairs]
+  int32_t* starts;     // [n_expert + 1]
+  int32_t n_pairs, n_expert;
+};
+
 struct EltArgs {  // y[i] (op)= x[i % bn] over n values; grid (ceil(n / 256)) (x y split), block 256
   float* y;
   const float* x;

@@ -3,6 +3,7 @@
 #include "kernels/hip/attention.hip"
 #include "kernels/hip/elementwise.hip"
 #include "kernels/hip/matmul.hip"
+#include "kernels/hip/matmul_wmma.hip"
 #include "kernels/hip/route.hip"
 
 #if !defined(TESSERA_HIP_DEVICE)

@@ -30,12 +30,14 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <deque>
 #include <functional>
 #include <map>
 #include <memory>
 #include <numeric>
+#include <optional>
 #include <ostream>
 #include <random>
 #include <string>
@@ -120,6 +122,27 @@ constexpr double kAttentionBudget = 1e-6;
 // 1e-10 against the same activations; one more decade here for the rare flipped activation rounding
 // of the SIMD quantizers.
 double matmul_budget(GgmlType t) { return is_float(t) ? 1e-10 : 1e-8; }
+// hip-emu sends batches of at least kHipWmmaMinTokens tokens with quantized weights to the gfx12 matrix
+// cores (kernels/hip/matmul_wmma.hip; HipStream's default threshold, TESSERA_HIP_WMMA_MIN_TOKENS):
+// activations rounded to f16 instead of Q8, weights d q + m rounded to f16, f32 sums. Against ref's Q8
+// activations that differs by ref's own activation rounding, a step of up to 1/127 of the block's
+// largest value (Q8_0: 32 values, Q8_K: 256): NMSE ~ (amax/127)^2/12 / var(x), ~2e-5..6e-5 for these
+// inputs (measured below 1e-4 at every shape here, see the table); the f16 weights add ~1e-8. A wrong
+// tile, row, token or 16-value step costs >1e-3 at these sizes (n_in <= 2048 values, 16 per step).
+// With the test inputs' outliers (random_activations: x8 on one value in 97) a 256-value Q8_K block
+// nearly always holds one (step ~8/127): NMSE ~6e-4 measured; 32-value Q8_0 blocks mostly not: ~7e-5.
+// So this budget is loose; MatmulWmma also holds the kernel to a float64 product of its own f16 inputs.
+constexpr int64_t kHipWmmaMinTokens = 8;
+int64_t block_of(GgmlType t);
+double batch_matmul_budget(GgmlType t, int64_t n_tok) {
+  if (kUnderTest != "hip-emu" || is_float(t) || n_tok < kHipWmmaMinTokens) return matmul_budget(t);
+  return block_of(t) == 256 ? 2e-3 : 3e-4;
+}
+// The WMMA path against y = W x in float64 from W's dequantized rows and x rounded to f16 (the kernel's
+// own inputs): only the weights' f16 rounding (up to 2^-12 relative) and the f32 sums separate them:
+// NMSE ~4e-8 measured over 1000+ outputs, up to 1.1e-7 over 70 (one token); a wrong tile, row, token
+// or 16-value step costs >1e-3.
+constexpr double kWmmaF16Budget = 3e-7;
 // MoE: gate/up as matmul, but silu(g)*u is formed in double on ref and in f32 on cpu and then quantized
 // again for the down product, so now and then one of its activations rounds to the neighbouring code.
 // A flipped f16 activation moves one of F inputs by one f16 ulp (2^-11 relative): NMSE ~2^-22/F, ~3e-10
@@ -127,6 +150,17 @@ double matmul_budget(GgmlType t) { return is_float(t) ? 1e-10 : 1e-8; }
 // largest value: up to ~1e-7 (measured up to 3e-10). The budgets allow tens of flips and still catch
 // a wrong expert, weight or dropped slot (>1e-2).
 double moe_budget(GgmlType t) { return is_float(t) ? 1e-8 : 1e-5; }
+// MoE on hip-emu's WMMA path: gate, up and down each with f16 instead of Q8 activations (see
+// batch_matmul_budget), on top of the moe budget's flips.
+// Against ref: ref rounds silu(g) u (heavy tailed: a block's step is set by its largest product) to
+// Q8 for down, so ref itself strays: measured up to 1.6e-3 (Q8_0 blocks) and 3.6e-3 (Q8_K), and 4.5e-2
+// once for Q8_K with h at 1/8 scale; these budgets only check that both compute the same MoE (a
+// wrong expert, pair or slot: ~1). The tight check is against a float64 MoE of the path's own f16
+// inputs: measured up to 4.4e-7 (one token of 96x288: few outputs; 3e-8 typical): silu(g) u near an f16
+// rounding boundary rounds the other way now and then (a wrong expert, pair, slot or 16-value step:
+// >1e-3 there).
+double moe_wmma_budget(bool k_quant) { return k_quant ? 2e-2 : 5e-3; }
+constexpr double kMoeWmmaF16Budget = 3e-6;
 
 // The ref kernels with the activation format the backend under test uses for weights of type t: the
 // CPU's default Q4_1 / Q5_1 kernels take f32 activations, ref's default (and Vulkan) Q8_1.
@@ -707,7 +741,7 @@ TEST_P(Matmul, MatchesRef) {
         bd.add(kNoBlocks, 0, n_tok);
         tw.run(bd.get(), [&](Stream& s, int side) { s.matmul(MatmulCall{&w.m[side], &x[side], &y[side], rows}); });
         check("matmul", dims({n_in, n_out}) + " " + std::to_string(n_tok) + " tok" + (rows >= 0 ? " rows " + std::to_string(rows) : ""),
-              tn, y.f(kCpu), y.f(kRef), static_cast<size_t>(r * n_out), matmul_budget(t));
+              tn, y.f(kCpu), y.f(kRef), static_cast<size_t>(r * n_out), batch_matmul_budget(t, r));
         // rows past `rows` stay untouched (zero) on both
         for (int s : {kCpu, kRef})
           for (size_t i = static_cast<size_t>(r * n_out); i < y.n; ++i) ASSERT_EQ(y.f(s)[i], 0.0f) << "matmul wrote past rows";
@@ -716,6 +750,86 @@ TEST_P(Matmul, MatchesRef) {
   }
 }
 INSTANTIATE_TEST_SUITE_P(BackendOps, Matmul, ::testing::ValuesIn(ops::matmul_weight_types()),
+                         [](const auto& i) { return std::string(type_name(i.param)); });
+
+// ===== matmul on the gfx12 matrix cores (hip-emu's matmul_wmma, forced for every batch) =====
+// hip-emu's streams made while one lives send every batch (from 1 token) to the WMMA kernels.
+struct ForceWmma {  // HipStream reads it when the stream is made (Twin's constructor)
+  ForceWmma() { ::setenv("TESSERA_HIP_WMMA_MIN_TOKENS", "1", 1); }
+  ~ForceWmma() { ::unsetenv("TESSERA_HIP_WMMA_MIN_TOKENS"); }
+};
+// Tokens and output rows that are not multiples of the 16x16 tiles nor of the kernel's 64x64 blocks,
+// `rows` below the batch, and a real q projection. Other backends have no such path: skipped by name.
+class MatmulWmma : public OpTest<GgmlType> {};
+// y[t] = W x[t] for t < n_tok in float64, x rounded to f16, W's rows dequantized (f32, as ref reads them).
+std::vector<float> f16_input_product(const Weight& w, const float* x, int64_t n_tok, int64_t n_in, int64_t n_out) {
+  std::vector<float> row(static_cast<size_t>(n_in)), y(static_cast<size_t>(n_tok * n_out));
+  std::vector<double> xh(static_cast<size_t>(n_tok * n_in));
+  for (size_t i = 0; i < xh.size(); ++i) xh[i] = fp16_to_fp32(fp32_to_fp16(x[i]));
+  for (int64_t o = 0; o < n_out; ++o) {
+    dequantize_row(w.info.type, w.bytes.data() + static_cast<size_t>(o) * w.info.row_bytes(), row.data(), n_in);
+    for (int64_t t = 0; t < n_tok; ++t) {
+      double acc = 0.0;
+      for (int64_t k = 0; k < n_in; ++k) acc += xh[static_cast<size_t>(t * n_in + k)] * row[static_cast<size_t>(k)];
+      y[static_cast<size_t>(t * n_out + o)] = static_cast<float>(acc);
+    }
+  }
+  return y;
+}
+TEST_P(MatmulWmma, MatchesRef) {
+  const GgmlType t = GetParam();
+  if (kUnderTest != "hip-emu") GTEST_SKIP() << kUnderTest << ": no gfx12 WMMA path (hip-emu only)";
+  if (vulkan_lacks(t)) GTEST_SKIP() << kUnderTest << ": no matmul kernel for " << type_name(t) << " yet";
+  const std::string tn(type_name(t));
+  uint64_t seed = 500;
+  {
+    ForceWmma force;
+    Twin tw(small_config());
+    const int64_t n_in = block_of(t) * 3;
+    for (int64_t n_out : {17, 70}) {
+      Weight& w = tw.weight(t, n_in, n_out, 1, seed++);
+      for (int n_tok : {1, 5, 17, 70}) {
+        for (int64_t rows : {int64_t{-1}, int64_t{20}}) {
+          if (rows >= n_tok) continue;
+          const int64_t r = rows < 0 ? n_tok : rows;
+          Buf x = tw.buf(static_cast<size_t>(n_tok * n_in), random_activations(n_tok * n_in, seed++));
+          Buf y = tw.buf(static_cast<size_t>(n_tok * n_out));
+          BatchData bd;
+          bd.add(kNoBlocks, 0, n_tok);
+          tw.run(bd.get(), [&](Stream& s, int side) { s.matmul(MatmulCall{&w.m[side], &x[side], &y[side], rows}); });
+          check("matmul wmma", dims({n_in, n_out}) + " " + std::to_string(n_tok) + " tok" + (rows >= 0 ? " rows " + std::to_string(rows) : ""),
+                tn, y.f(kCpu), y.f(kRef), static_cast<size_t>(r * n_out), batch_matmul_budget(t, kHipWmmaMinTokens));
+          for (int s : {kCpu, kRef})
+            for (size_t i = static_cast<size_t>(r * n_out); i < y.n; ++i) ASSERT_EQ(y.f(s)[i], 0.0f) << "matmul wrote past rows";
+          const std::vector<float> want = f16_input_product(w, x.f(kCpu), r, n_in, n_out);
+          check("matmul wmma vs f16 inputs", dims({n_in, n_out}) + " " + std::to_string(r) + " tok", tn, y.f(kCpu), want.data(),
+                want.size(), kWmmaF16Budget);
+        }
+      }
+    }
+  }
+  {  // real: the q projection of 20 tokens
+    ForceWmma force;
+    Twin tw(real_config());
+    const ModelConfig& c = tw.cfg();
+    const int64_t E = c.n_embd, Q = c.n_head * c.head_dim, n_tok = 20;
+    Weight& wq = tw.weight(t, E, Q, 1, seed++);
+    Buf x = tw.buf(static_cast<size_t>(n_tok * E), random_activations(n_tok * E, seed++)), q = tw.buf(static_cast<size_t>(n_tok * Q));
+    BatchData bd;
+    bd.add(kNoBlocks, 0, static_cast<int>(n_tok));
+    tw.run(bd.get(), [&](Stream& s, int side) { s.matmul(MatmulCall{&wq.m[side], &x[side], &q[side], -1}); });
+    check("matmul wmma", "q " + dims({E, Q}) + " 20 tok", tn, q.f(kCpu), q.f(kRef), q.n, batch_matmul_budget(t, kHipWmmaMinTokens));
+    const std::vector<float> want = f16_input_product(wq, x.f(kCpu), n_tok, E, Q);
+    check("matmul wmma vs f16 inputs", "q " + dims({E, Q}) + " 20 tok", tn, q.f(kCpu), want.data(), want.size(), kWmmaF16Budget);
+  }
+}
+std::vector<GgmlType> quantized_matmul_types() {
+  std::vector<GgmlType> r;
+  for (GgmlType t : ops::matmul_weight_types())
+    if (!is_float(t)) r.push_back(t);
+  return r;
+}
+INSTANTIATE_TEST_SUITE_P(BackendOps, MatmulWmma, ::testing::ValuesIn(quantized_matmul_types()),
                          [](const auto& i) { return std::string(type_name(i.param)); });
 
 // ===== add_bias, add, swiglu =====
@@ -878,7 +992,43 @@ INSTANTIATE_TEST_SUITE_P(BackendOps, DecodeSequence,
 
 // ===== moe =====
 // x += experts(h) with gate, up and down of types tg, tu, td (ids and weights from ref's route).
-void moe_case(GgmlType tg, GgmlType tu, GgmlType td, uint64_t seed) {
+// The WMMA path's MoE in float64 from its own inputs: h and silu(g) u rounded to f16, the experts' rows
+// dequantized (one expert at a time, for the pairs that picked it); x starts at zero.
+std::vector<float> moe_f16_inputs(const Weight& gate, const Weight& up, const Weight& down, const float* h, const int32_t* ids,
+                                  const float* wt, int64_t n_tok, int64_t E, int64_t F, int64_t K, int64_t X) {
+  auto f16 = [](double v) { return static_cast<double>(fp16_to_fp32(fp32_to_fp16(static_cast<float>(v)))); };
+  auto rows = [](const Weight& w, int64_t first, int64_t n, int64_t n_in) {
+    std::vector<float> r(static_cast<size_t>(n * n_in));
+    for (int64_t i = 0; i < n; ++i)
+      dequantize_row(w.info.type, w.bytes.data() + static_cast<size_t>(first + i) * w.info.row_bytes(), r.data() + i * n_in, n_in);
+    return r;
+  };
+  auto dot = [](const float* w, const std::vector<double>& x) {
+    double acc = 0.0;
+    for (size_t k = 0; k < x.size(); ++k) acc += w[k] * x[k];
+    return acc;
+  };
+  std::vector<float> out(static_cast<size_t>(n_tok * E), 0.0f);
+  std::vector<double> hx(static_cast<size_t>(E)), a(static_cast<size_t>(F));
+  for (int64_t e = 0; e < X; ++e) {
+    std::vector<float> g, u, d;
+    for (int64_t z = 0; z < n_tok * K; ++z) {
+      if (ids[z] != e) continue;
+      if (g.empty()) g = rows(gate, e * F, F, E), u = rows(up, e * F, F, E), d = rows(down, e * E, E, F);
+      const int64_t t = z / K;
+      for (int64_t i = 0; i < E; ++i) hx[static_cast<size_t>(i)] = f16(h[t * E + i]);
+      for (int64_t f = 0; f < F; ++f) {
+        const double gv = dot(g.data() + f * E, hx), uv = dot(u.data() + f * E, hx);
+        a[static_cast<size_t>(f)] = f16(gv / (1.0 + std::exp(-gv)) * uv);
+      }
+      for (int64_t i = 0; i < E; ++i) out[static_cast<size_t>(t * E + i)] += static_cast<float>(wt[z] * dot(d.data() + i * F, a));
+    }
+  }
+  return out;
+}
+
+// wmma: hip-emu's expert-grouped WMMA path forced (more tokens: 17 and 20, tiles of several tokens).
+void moe_case(GgmlType tg, GgmlType tu, GgmlType td, uint64_t seed, bool wmma = false) {
   const std::string types = tg == tu && tu == td ? std::string(type_name(tg))
                                                  : std::string(type_name(tg)) + "/" + std::string(type_name(tu)) + "/" + std::string(type_name(td));
   const bool k_quant = block_of(tg) == 256 || block_of(tu) == 256 || block_of(td) == 256;
@@ -891,13 +1041,18 @@ void moe_case(GgmlType tg, GgmlType tu, GgmlType td, uint64_t seed) {
     // real: 16 experts in the stack (not 128: the random stacks stay ~100 MB), 8 used of them, so the
     // tokens of a batch share experts
     if (real) cfg.n_expert = 16;
+    std::optional<ForceWmma> force;
+    if (wmma) force.emplace();
     Twin tw(cfg);
+    force.reset();
     const ModelConfig& c = tw.cfg();
     const int64_t E = c.n_embd, F = c.n_ff_exp, X = c.n_expert, K = c.n_expert_used;
     Weight& gate = tw.weight(tg, E, F, X, seed++);
     Weight& up = tw.weight(tu, E, F, X, seed++);
     Weight& down = tw.weight(td, F, E, X, seed++);
-    for (int n_tok : real ? std::vector<int>{1, 3} : std::vector<int>{1, 5}) {
+    const std::vector<int> toks = wmma ? (real ? std::vector<int>{3, 20} : std::vector<int>{1, 5, 17})
+                                       : (real ? std::vector<int>{1, 3} : std::vector<int>{1, 5});
+    for (int n_tok : toks) {
       BatchData bd;
       bd.add(kNoBlocks, 2, n_tok);
       // ids and weights: ref's route of random logits, for both (small: 5 tokens x 3 of 8 leaves some
@@ -909,13 +1064,26 @@ void moe_case(GgmlType tg, GgmlType tu, GgmlType td, uint64_t seed) {
       });
       std::memcpy(ids.i(kCpu), ids.i(kRef), static_cast<size_t>(n_tok * K) * sizeof(int32_t));
       std::memcpy(w.f(kCpu), w.f(kRef), static_cast<size_t>(n_tok * K) * sizeof(float));
-      Buf h = tw.buf(static_cast<size_t>(n_tok * E), random_activations(n_tok * E, seed++));
-      Buf x = tw.buf(static_cast<size_t>(n_tok * E), random_activations(n_tok * E, seed++));
+      // wmma with Q6_K: h at 1/8 scale: the random Q6_K stacks (weights up to +-8, ~100x a real model's)
+      // push silu(g) u past f16's range (65504), which the f16 path clamps
+      std::vector<float> hv = random_activations(n_tok * E, seed++);
+      if (wmma && (tg == GgmlType::Q6_K || tu == GgmlType::Q6_K || td == GgmlType::Q6_K))
+        for (float& v : hv) v *= 0.125f;
+      Buf h = tw.buf(hv.size(), hv);
+      // wmma: x starts at zero, so the NMSE is the experts' sum's own (not diluted by the residual)
+      Buf x = tw.buf(static_cast<size_t>(n_tok * E), wmma ? std::vector<float>(static_cast<size_t>(n_tok * E), 0.0f)
+                                                          : random_activations(n_tok * E, seed++));
       tw.run(bd.get(), [&](Stream& s, int side) {
         s.moe(gate.m[side], up.m[side], down.m[side], h[side], ids[side], w[side], x[side]);
       });
-      check("moe", std::to_string(K) + " of " + std::to_string(X) + " " + dims({E, F}) + " " + std::to_string(n_tok) + " tok",
-            types, x.f(kCpu), x.f(kRef), x.n, std::max({moe_budget(tg), moe_budget(tu), moe_budget(td)}));
+      const double budget = wmma ? moe_wmma_budget(k_quant) : std::max({moe_budget(tg), moe_budget(tu), moe_budget(td)});
+      if (wmma) {
+        const std::vector<float> want = moe_f16_inputs(gate, up, down, h.f(kCpu), ids.i(kCpu), w.f(kCpu), n_tok, E, F, K, X);
+        check("moe wmma vs f16 inputs", std::to_string(K) + " of " + std::to_string(X) + " " + dims({E, F}) + " " + std::to_string(n_tok) + " tok",
+              types, x.f(kCpu), want.data(), want.size(), kMoeWmmaF16Budget);
+      }
+      check(wmma ? "moe wmma" : "moe", std::to_string(K) + " of " + std::to_string(X) + " " + dims({E, F}) + " " + std::to_string(n_tok) + " tok",
+            types, x.f(kCpu), x.f(kRef), x.n, budget);
     }
   }
 }
@@ -927,6 +1095,18 @@ INSTANTIATE_TEST_SUITE_P(BackendOps, Moe,
                          ::testing::Values(GgmlType::Q4_K, GgmlType::Q6_K, GgmlType::IQ4_NL, GgmlType::Q8_0,
                                            GgmlType::Q5_0, GgmlType::F16, GgmlType::Q5_K, GgmlType::Q4_0, GgmlType::Q4_1,
                                            GgmlType::Q5_1, GgmlType::BF16),
+                         [](const auto& i) { return std::string(type_name(i.param)); });
+
+// The expert-grouped WMMA path (hip-emu; forced from 1 token): pairs sorted by expert on the device,
+// gate / up / down as grouped 64-token tiles. Other backends: skipped by name.
+class MoeWmma : public OpTest<GgmlType> {};
+TEST_P(MoeWmma, MatchesRefWithRefRouting) {
+  if (kUnderTest != "hip-emu") GTEST_SKIP() << kUnderTest << ": no gfx12 WMMA path (hip-emu only)";
+  moe_case(GetParam(), GetParam(), GetParam(), 150, true);
+}
+INSTANTIATE_TEST_SUITE_P(BackendOps, MoeWmma,
+                         ::testing::Values(GgmlType::Q4_K, GgmlType::Q6_K, GgmlType::IQ4_NL, GgmlType::Q8_0, GgmlType::Q5_0,
+                                           GgmlType::Q5_K, GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q5_1),
                          [](const auto& i) { return std::string(type_name(i.param)); });
 
 // The stacks of one layer in different types, as Q4_K_M / IQ4_NL files mix them (down in Q6_K, Q8_0

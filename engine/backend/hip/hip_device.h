@@ -31,6 +31,8 @@ class Device {
   virtual void copy(void* dst, const void* src, size_t bytes) = 0;
   virtual void launch(const Launch& l) = 0;
   virtual void sync() = 0;
+  // Whether the loaded code object has the gfx12 WMMA kernels (gfx1200 / gfx1201; the emulator runs them).
+  virtual bool has_wmma_gfx12() const { return false; }
 };
 
 // Device memory owned by a shared pointer (buffers, weights).

@@ -42,6 +42,7 @@ class EmuDevice final : public Device {
     hip_emu::launch(e, [fn, args] { fn(args); });
   }
   void sync() override {}
+  bool has_wmma_gfx12() const override { return true; }  // the emulator runs the gfx12 paths
 };
 
 }  // namespace

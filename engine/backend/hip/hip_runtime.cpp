@@ -129,6 +129,7 @@ class RuntimeDevice final : public Device {
           l.kernel);
   }
   void sync() override { check(a_.hipDeviceSynchronize(), "hipDeviceSynchronize"); }
+  bool has_wmma_gfx12() const override { return arch_ == "gfx1200" || arch_ == "gfx1201"; }
 
  private:
   const Api& a_;

@@ -2,8 +2,11 @@
 // (hip_device.h), in order; host results (logits) are copied at sync(). Simple kernels for now: one
 // wave per output row for the products, one wave per (head, token) for attention, the MoE as gate,
 // up, swiglu, down and a weighted sum over all (token, expert) pairs with the router's ids on the device.
+// Batches of >= 8 tokens on gfx12 (and the emulator): products on the matrix cores (matmul_wmma), the
+// MoE expert-grouped (use_wmma / moe_wmma below).
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -41,7 +44,9 @@ void* dev_of(const std::shared_ptr<void>& p, const char* what) {
 
 class HipStream final : public Stream {
  public:
-  HipStream(std::shared_ptr<hipdev::Device> d, const ModelConfig& c) : d_(std::move(d)), c_(c) {}
+  HipStream(std::shared_ptr<hipdev::Device> d, const ModelConfig& c) : d_(std::move(d)), c_(c) {
+    if (const char* v = std::getenv("TESSERA_HIP_WMMA_MIN_TOKENS"); v && *v) wmma_min_tokens_ = std::atoll(v);
+  }
 
   void begin(const Batch& b) override {
     sync();
@@ -121,6 +126,10 @@ class HipStream final : public Stream {
     for (const MatmulCall& c : calls) {
       const int64_t rows = c.rows < 0 ? b_.n_tokens : c.rows;
       if (rows == 0) continue;
+      if (use_wmma(*c.w, rows)) {
+        wmma(*c.w, hf32(*c.x), hf32(*c.y), rows);
+        continue;
+      }
       const int act = act_kind(c.w->view.type);
       if (c.x != last_x || act != last_act) acts = activations(*c.w, hf32(*c.x), rows);
       last_x = c.x;
@@ -149,6 +158,7 @@ class HipStream final : public Stream {
            const Buffer& w, Buffer& x) override {
     const int64_t n = b_.n_tokens, K = c_.n_expert_used, pairs = n * K, E = down.view.n_out, F = gate.view.n_out;
     if (n == 0) return;
+    if (moe_wmma(gate, up, down, h, ids, w, x)) return;
     float* g = scratch_f32(pairs * F);
     float* u = scratch_f32(pairs * F);
     float* y = scratch_f32(pairs * E);
@@ -173,7 +183,10 @@ class HipStream final : public Stream {
     if (b_.n_out == 0) return;
     const int64_t n = b_.n_out * w.view.n_out;
     float* out = scratch_f32(n);
-    gemv(w, activations(w, hf32(h), b_.n_out), out, b_.n_out, nullptr, 1);
+    if (use_wmma(w, b_.n_out))
+      wmma(w, hf32(h), out, b_.n_out);
+    else
+      gemv(w, activations(w, hf32(h), b_.n_out), out, b_.n_out, nullptr, 1);
     if (bias) elementwise("add_f32", out, static_cast<const float*>(dev_of(bias.device, "the output bias")), n, bias.n);
     after_sync_.push_back({out, host, static_cast<size_t>(n) * sizeof(float)});
   }
@@ -267,6 +280,68 @@ class HipStream final : public Stream {
            n_z * w.view.n_out * 4);
   }
 
+  // Batches of at least wmma_min_tokens_ rows go to the matrix cores where the device has gfx12 WMMA
+  // (quantized weights; matmul_wmma.hip). 8 by default: the GEMV decodes every weight chunk again for
+  // each token and reads the matrix once per token, the WMMA kernel once per 64 tokens; below 8 tokens
+  // a 16-token tile is mostly padding and the GEMV's extra reads are few (a judgement, not measured on a
+  // GPU). TESSERA_HIP_WMMA_MIN_TOKENS overrides it (tests force 1; a huge value turns WMMA off).
+  bool use_wmma(const Matrix& w, int64_t rows) const { return rows >= wmma_min_tokens_ && wmma_type(w); }
+  bool wmma_type(const Matrix& w) const {
+    return d_->has_wmma_gfx12() && !is_float(w.view.type) && w.view.n_in % 32 == 0;
+  }
+
+  // MoE of a batch of at least wmma_min_tokens_ tokens on the matrix cores: the (token, slot) pairs
+  // sorted by expert on the device (moe_group), then gate, up and down as expert-grouped WMMA products
+  // (each used expert's matrix read once per 64 of its pairs instead of once per pair). False: not
+  // applicable (few tokens, no gfx12, a float or odd-sized matrix), the caller's per-pair path runs.
+  bool moe_wmma(const Matrix& gate, const Matrix& up, const Matrix& down, const Buffer& h, const Buffer& ids,
+                const Buffer& w, Buffer& x) {
+    const int64_t n = b_.n_tokens, K = c_.n_expert_used, pairs = n * K, E = down.view.n_out, F = gate.view.n_out;
+    const int64_t n_exp = c_.n_expert, tiles = (n + 63) / 64;  // an expert has at most n pairs (one per token)
+    if (n < wmma_min_tokens_ || !wmma_type(gate) || !wmma_type(up) || !wmma_type(down)) return false;
+    if (n_exp > 512 || n_exp * tiles > 65535) return false;  // moe_group's counts; grid.y
+    hip::MoeGroupArgs ga{static_cast<const int32_t*>(hptr(ids)), static_cast<int32_t*>(scratch(static_cast<size_t>(pairs) * 4)),
+                         static_cast<int32_t*>(scratch(static_cast<size_t>(n_exp + 1) * 4)), i32v(pairs), i32v(n_exp)};
+    launch("moe_group", {1, 1}, 256, ga, pairs * 4, (pairs + n_exp + 1) * 4);
+    float* g = scratch_f32(pairs * F);
+    float* u = scratch_f32(pairs * F);
+    float* y = scratch_f32(pairs * E);
+    wmma_grouped(gate, hf32(h), g, ga, K, tiles);
+    wmma_grouped(up, hf32(h), u, ga, K, tiles);
+    elementwise("swiglu_f32", g, u, pairs * F, pairs * F);
+    wmma_grouped(down, g, y, ga, 1, tiles);
+    hip::MoeSumArgs a{hf32(x), y, hf32(w), n * E, i32v(E), i32v(K)};
+    launch("moe_sum_f32", grid((n * E + 255) / 256), 256, a, (pairs + n) * E * 4 + pairs * 4, n * E * 4);
+    return true;
+  }
+
+  // y[z] = W_e x[z / x_div] over the grouped pairs z of every expert e.
+  void wmma_grouped(const Matrix& w, const float* x, float* y, const hip::MoeGroupArgs& g, int64_t x_div, int64_t tiles) {
+    check_type(w.view.type, "a weight");
+    hip::WmmaMatmulArgs a{static_cast<const uint8_t*>(dev_of(w.device, "a weight")), x, y, g.pairs, g.starts,
+                          static_cast<int64_t>(w.view.row_bytes), static_cast<int64_t>(w.mat_stride), i32v(w.view.n_in),
+                          i32v(w.view.n_out), g.n_pairs, static_cast<int32_t>(w.view.type), i32v(x_div), i32v(tiles)};
+    const Grid gr{u32((w.view.n_out + 63) / 64), u32(g.n_expert * tiles)};
+    // the used experts' matrices about once (a bound: every expert's), x once per 64 output rows
+    const uint64_t wbytes = static_cast<uint64_t>(w.view.n_out) * w.view.row_bytes;
+    const uint64_t rd = std::min<uint64_t>(static_cast<uint64_t>(g.n_pairs), static_cast<uint64_t>(g.n_expert)) * wbytes +
+                        gr.x * static_cast<uint64_t>(g.n_pairs / x_div * w.view.n_in) * 4 + static_cast<uint64_t>(g.n_pairs) * 4;
+    launch("matmul_wmma", gr, 128, a, rd, static_cast<uint64_t>(g.n_pairs) * w.view.n_out * 4);
+  }
+
+  // y[t] = W x[t] for t < rows with f16 operands and f32 sums (x rounded to f16, W dequantized to f16).
+  void wmma(const Matrix& w, const float* x, float* y, int64_t rows) {
+    check_type(w.view.type, "a weight");
+    hip::WmmaMatmulArgs a{static_cast<const uint8_t*>(dev_of(w.device, "a weight")), x, y, nullptr, nullptr,
+                          static_cast<int64_t>(w.view.row_bytes), 0, i32v(w.view.n_in), i32v(w.view.n_out), i32v(rows),
+                          static_cast<int32_t>(w.view.type), 1, 1};
+    const Grid g{u32((w.view.n_out + 63) / 64), u32((rows + 63) / 64)};
+    // W once per 64 tokens, x once per 64 output rows (staged tiles)
+    const uint64_t rd = g.y * static_cast<uint64_t>(w.view.n_out) * w.view.row_bytes +
+                        g.x * static_cast<uint64_t>(rows * w.view.n_in) * 4;
+    launch("matmul_wmma", g, 128, a, rd, rows * w.view.n_out * 4);
+  }
+
   void elementwise(const char* k, float* y, const float* x, int64_t n, int64_t bn) {
     if (n <= 0) return;
     hip::EltArgs a{y, x, n, bn};
@@ -312,6 +387,7 @@ class HipStream final : public Stream {
   std::vector<std::shared_ptr<hipdev::Mem>> scratch_;
   size_t scratch_used_ = 0;
   std::vector<HostCopy> after_sync_;
+  int64_t wmma_min_tokens_ = 8;
 };
 
 }  // namespace

@@ -4,6 +4,8 @@
 // at __syncthreads, others at a shuffle) is a divergent barrier: an error naming the kernel.
 #include "kernels/hip/emu/hip_emu.h"
 
+#include "gguf/half.h"
+
 #include <array>
 #include <atomic>
 #include <boost/context/fiber.hpp>
@@ -242,6 +244,15 @@ int sudot4(bool a_signed, int a, bool b_signed, int b, int c, bool clamp) {
 //   A (16x16, M x K):  lane l holds row m = l % 16, a[i] = A[m][8 * (l / 16) + i]
 //   B (16x16, K x N):  lane l holds column n = l % 16, b[i] = B[8 * (l / 16) + i][n]
 //   C, D (f32):        lane l holds column n = l % 16, c[i] = C[8 * (l / 16) + i][n]
+// Re-checked (issue 13, session 5; the ISA guide's figure itself was not in the search index): ROCm
+// composable_kernel's ck_tile WMMA traits give gfx12 C/D as 2 lane groups x 8 consecutive rows per lane
+// (kCMLane 2, kCM1PerLane 8: row 8 (l / 16) + i) against gfx11's interleaved rows (kCM0PerLane 8:
+// row 2 i + l / 16, the RDNA 3 layout Modular's Mojo docs describe), 8 f16 per lane for A and B with
+// lane l % 16 the row of A / column of B; HIP GEMMs for gfx12 found by search load A/B fragments as 8
+// consecutive k at k offset 8 (l / 16) and store D as column l % 16, rows 8 (l / 16) + i. How k is
+// split between the two lane groups inside A and B cannot change a product as long as A and B use the
+// same split (ck_tile permutes it), so kernels must only load both alike; the M/N/D placement above
+// is what the results depend on.
 // The products of f16 values are exact in f32; they are summed in k order onto C (the hardware's
 // internal order is not specified; tests compare with a tolerance).
 float8 wmma_f32_16x16x16_f16_w32_gfx12(half8 a, half8 b, float8 c) {
@@ -256,16 +267,24 @@ float8 wmma_f32_16x16x16_f16_w32_gfx12(half8 a, half8 b, float8 c) {
     exchange_done();
     throw std::logic_error("hip_emu: WMMA needs all 32 lanes of the wave");
   }
-  const int n = lane % 16;
+  // The 8 rows of A this lane's results need and its column of B, as float (each f16 converted once,
+  // with the inline bit conversion: the compiler's _Float16 -> float is a library call without F16C).
+  auto to_f = [](half8 h, float* out) {
+    uint16_t u[8];
+    std::memcpy(u, &h, sizeof u);
+    for (int i = 0; i < 8; ++i) out[i] = tessera::fp16_to_fp32(u[i]);
+  };
+  const int n = lane % 16, m0 = 8 * (lane / 16);
+  float rb[16], ra[16];
+  to_f(slot_value<half8>(s + sizeof(half8), n), rb);
+  to_f(slot_value<half8>(s + sizeof(half8), n + 16), rb + 8);
   float8 d;
   for (int i = 0; i < 8; ++i) {
-    const int m = 8 * (lane / 16) + i;
+    const int m = m0 + i;
+    to_f(slot_value<half8>(s, m), ra);
+    to_f(slot_value<half8>(s, m + 16), ra + 8);
     float acc = c[i];
-    for (int k = 0; k < 16; ++k) {
-      const half8 ra = slot_value<half8>(s, m + 16 * (k / 8));
-      const half8 rb = slot_value<half8>(s + sizeof(half8), n + 16 * (k / 8));
-      acc += static_cast<float>(ra[k % 8]) * static_cast<float>(rb[k % 8]);
-    }
+    for (int k = 0; k < 16; ++k) acc += ra[k] * rb[k];
     d[i] = acc;
   }
   exchange_done();
