@@ -7,7 +7,8 @@
 //
 // COOPMAT: subgroup-scope cooperative matrices (GL_KHR_cooperative_matrix) of the device's
 // f16 x f16 -> f32 shape TM x TN x TK (specialization constants 0-2, from the properties query), four
-// subgroups (WG = 4 x subgroup size, constant 3) in 2 x 2, each with 2 x 2 tiles: BM = 4 TM, BN = 4 TN.
+// subgroups in 2 x 2, each with 2 x 2 tiles: BM = 4 TM, BN = 4 TN. The workgroup (constant 3) is 4 x
+// the largest subgroup size the device may pick, so there are at least 4 subgroups (others only load).
 // Every input v is held as two f16 values, hi ~ f16(v) and lo = f16((v - hi) * 2048), and
 // y = hi*hi + (hi*lo + lo*hi) / 2048 with f32 accumulators: about 22 bits of each input (plain f16
 // inputs would keep 11, an NMSE of ~1e-7 against the reference, above the Q8 budgets of the op

@@ -3,6 +3,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "core/error.h"
@@ -53,7 +54,11 @@ DeviceInfo describe_device(VkPhysicalDevice pd, int index) {
   d.index = index;
   VkPhysicalDeviceSubgroupProperties sub{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_PROPERTIES};
   VkPhysicalDeviceDriverProperties drv{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_DRIVER_PROPERTIES};
+  VkPhysicalDeviceSubgroupSizeControlProperties ssc{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_SIZE_CONTROL_PROPERTIES};
   sub.pNext = &drv;
+  VkPhysicalDeviceProperties p1;
+  fn.vkGetPhysicalDeviceProperties(pd, &p1);
+  if (p1.apiVersion >= VK_API_VERSION_1_3) drv.pNext = &ssc;  // core in 1.3
   VkPhysicalDeviceProperties2 p2{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2};
   p2.pNext = &sub;
   fn.vkGetPhysicalDeviceProperties2(pd, &p2);
@@ -62,6 +67,7 @@ DeviceInfo describe_device(VkPhysicalDevice pd, int index) {
   d.driver = fmt::format("{} {}", drv.driverName, drv.driverInfo);
   d.api = p2.properties.apiVersion;
   d.subgroup_size = sub.subgroupSize;
+  d.max_subgroup_size = std::max(sub.subgroupSize, ssc.maxSubgroupSize);
   d.max_shared_bytes = p2.properties.limits.maxComputeSharedMemorySize;
   VkPhysicalDeviceMemoryProperties mem;
   fn.vkGetPhysicalDeviceMemoryProperties(pd, &mem);
@@ -102,7 +108,10 @@ DeviceInfo describe_device(VkPhysicalDevice pd, int index) {
     VkPhysicalDeviceFeatures2 f2{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2};
     f2.pNext = &cf;
     if (d.api >= VK_API_VERSION_1_2) fn.vkGetPhysicalDeviceFeatures2(pd, &f2);
-    if (cf.cooperativeMatrix && f12.shaderFloat16 && d.subgroup_size > 0)
+    const VkPhysicalDeviceLimits& lim = p2.properties.limits;
+    const uint32_t wg = 4 * d.max_subgroup_size;  // the shader's workgroup: at least 4 subgroups
+    if (cf.cooperativeMatrix && f12.shaderFloat16 && d.subgroup_size > 0 && wg <= lim.maxComputeWorkGroupSize[0] &&
+        wg <= lim.maxComputeWorkGroupInvocations)
       for (const auto& c : cm) {
         const bool fits = c.AType == VK_COMPONENT_TYPE_FLOAT16_KHR && c.BType == VK_COMPONENT_TYPE_FLOAT16_KHR &&
                           c.CType == VK_COMPONENT_TYPE_FLOAT32_KHR && c.ResultType == VK_COMPONENT_TYPE_FLOAT32_KHR &&
@@ -136,8 +145,8 @@ std::string DeviceInfo::describe() const {
 
 std::string DeviceInfo::batch_matmul() const {
   if (coop_m == 0) return "tiled on shared memory, f32 (32x32x32 tiles; no usable f16*f16->f32 cooperative matrix)";
-  return fmt::format("cooperative matrices {}x{}x{} f16*f16->f32 (hi/lo f16 pairs, {}x{}x32 tiles, 4 subgroups of {})", coop_m,
-                     coop_n, coop_k, 4 * coop_m, 4 * coop_n, subgroup_size);
+  return fmt::format("cooperative matrices {}x{}x{} f16*f16->f32 (hi/lo f16 pairs, {}x{}x32 tiles, workgroups of {})", coop_m,
+                     coop_n, coop_k, 4 * coop_m, 4 * coop_n, 4 * max_subgroup_size);
 }
 
 std::vector<DeviceInfo> list_devices() {

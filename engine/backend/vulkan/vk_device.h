@@ -22,6 +22,7 @@ struct DeviceInfo {
   uint64_t device_local_bytes = 0;
   bool host_visible_device_local = false;  // unified memory (or resizable BAR): no staging needed
   uint32_t subgroup_size = 0;
+  uint32_t max_subgroup_size = 0;          // the largest a shader may get (subgroup size control), else subgroup_size
   uint32_t max_shared_bytes = 0;           // maxComputeSharedMemorySize (workgroup shared memory)
   bool coopmat = false;                    // VK_KHR_cooperative_matrix
   std::vector<std::string> coopmat_shapes; // "8x8x8 f16*f16->f32 subgroup"

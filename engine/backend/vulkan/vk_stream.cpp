@@ -555,7 +555,7 @@ class VulkanStream final : public Stream {
     if (blocks > 65535) throw_error("vulkan: a matmul of {} rows is too many for one dispatch", w.view.n_out);
     const uint32_t pc[] = {u32(w.view.n_in), u32(w.view.n_out), u32(rows), u32(static_cast<int64_t>(w.view.row_bytes)), 0,
                            u32(w.view.n_in), u32(w.view.n_out), 0, 1};
-    const uint32_t spec[] = {i.coop_m, i.coop_n, i.coop_k, 4 * i.subgroup_size};
+    const uint32_t spec[] = {i.coop_m, i.coop_n, i.coop_k, 4 * i.max_subgroup_size};
     dispatch(std::string(coop ? "matmul_coop_" : "matmul_tiled_") + std::string(type_name(w.view.type)), {&dev_of(w.device, "a weight"), &x, &y},
              pc, sizeof pc, {u32(static_cast<int64_t>(blocks)), u32((rows + bn - 1) / bn)},
              weights(uint64_t(w.view.n_out) * w.view.row_bytes, uint64_t(rows * w.view.n_in) * kF), 1, true,
@@ -569,7 +569,7 @@ class VulkanStream final : public Stream {
     const uint32_t bm = coop ? 4 * i.coop_m : 32;
     const uint32_t pc[] = {u32(w.view.n_in), u32(w.view.n_out), u32(pairs), u32(static_cast<int64_t>(w.view.row_bytes)), 0,
                            u32(w.view.n_in), u32(w.view.n_out), u32(static_cast<int64_t>(w.mat_stride)), u32(x_div)};
-    const uint32_t spec[] = {i.coop_m, i.coop_n, i.coop_k, 4 * i.subgroup_size};
+    const uint32_t spec[] = {i.coop_m, i.coop_n, i.coop_k, 4 * i.max_subgroup_size};
     // each pair's expert rows are read (distinct experts per token); shared experts are read once per tile
     dispatch(std::string(coop ? "matmul_moe_coop_" : "matmul_moe_tiled_") + std::string(type_name(w.view.type)),
              {&dev_of(w.device, "an expert stack"), &x, &y, &ids}, pc, sizeof pc, {u32((w.view.n_out + bm - 1) / bm), 1},
