@@ -12,11 +12,13 @@
 //   kv_store         KvAttention.*      filled over several batches, read back through attention
 //   attention        KvAttention.*      depths across KV blocks, two sequences, GQA groupings
 //   matmul           Matmul.*           several calls in one go, `rows` below the batch, 1/3/33 tokens
+//                    MatmulPath.*       vulkan: the batch matmul's coopmat and shared-memory paths forced
 //   add_bias         AddBias.*
 //   add              Add.*
 //   swiglu           Swiglu.*
 //   route            Route.*            ids exact (distinct logits; exact ties), weights by NMSE
 //   moe              Moe.*              ids and weights from ref's route, shared and unused experts;
+//                    MoePath.*          vulkan: the batch MoE on tiles grouped by expert, each path forced;
 //                    MoeMixed.*         gate / up / down of different types, as real files mix them
 //   gather_out_rows  GatherOutRows.*    exact
 //   logits           Logits.*           with and without bias, reordered output rows
@@ -831,6 +833,72 @@ std::vector<GgmlType> quantized_matmul_types() {
 }
 INSTANTIATE_TEST_SUITE_P(BackendOps, MatmulWmma, ::testing::ValuesIn(quantized_matmul_types()),
                          [](const auto& i) { return std::string(type_name(i.param)); });
+// The Vulkan batch matmul's paths, each forced (TESSERA_VK_MATMUL) for every weight type: the tiles
+// on cooperative matrices (f16 hi/lo pairs) and their twin on shared memory (f32), at token counts
+// and rows that are not tile multiples (tiles of 32 and more), `rows` below the batch, and one real
+// input width. The coopmat path is skipped, saying so, on a device without a usable shape (the
+// devices test checks that lavapipe 26 has one).
+struct PathCase {
+  const char* path;
+  GgmlType type;
+};
+void PrintTo(const PathCase& p, std::ostream* os) { *os << p.path << " " << type_name(p.type); }
+class MatmulPath : public OpTest<PathCase> {};
+// The vulkan batch matmul path for the streams made while it lives.
+struct PathEnv {
+  explicit PathEnv(const char* v) { setenv("TESSERA_VK_MATMUL", v, 1); }
+  ~PathEnv() { unsetenv("TESSERA_VK_MATMUL"); }
+  PathEnv(const PathEnv&) = delete;
+  PathEnv& operator=(const PathEnv&) = delete;
+};
+
+TEST_P(MatmulPath, MatchesRef) {
+  const PathCase p = GetParam();
+  if (kUnderTest != "vulkan") GTEST_SKIP() << "the batch matmul paths are the vulkan backend's (" << kUnderTest << " has one)";
+  if (vulkan_lacks(p.type)) GTEST_SKIP() << kUnderTest << ": no matmul shader for " << type_name(p.type) << " yet";
+  const PathEnv env(p.path);
+  const GgmlType t = p.type;
+  std::unique_ptr<Twin> tw;
+  try {
+    tw = std::make_unique<Twin>(small_config());
+  } catch (const std::exception& e) {
+    if (std::string(p.path) == "coopmat" && std::string(e.what()).find("no usable cooperative matrix") != std::string::npos)
+      GTEST_SKIP() << e.what();
+    throw;
+  }
+  const std::string tn(type_name(t));
+  uint64_t seed = 100;
+  struct Size {
+    int64_t n_in, n_out;
+    int n_tok, rows;  // rows < 0: all tokens
+  };
+  const int64_t blk = block_of(t);
+  const std::vector<Size> sizes = {
+      {is_float(t) ? 100 : blk * 3, 37, 2, -1},  {is_float(t) ? 100 : blk * 3, 37, 7, -1},
+      {is_float(t) ? 70 : blk, 65, 33, -1},     {is_float(t) ? 100 : blk * 3, 37, 67, -1},
+      {is_float(t) ? 100 : blk * 3, 37, 40, 35}, {2048, 301, 67, -1}};
+  for (const Size& z : sizes) {
+    Weight& w = tw->weight(t, z.n_in, z.n_out, 1, seed++);
+    const int64_t r = z.rows < 0 ? z.n_tok : z.rows;
+    Buf x = tw->buf(static_cast<size_t>(z.n_tok * z.n_in), random_activations(z.n_tok * z.n_in, seed++));
+    Buf y = tw->buf(static_cast<size_t>(z.n_tok * z.n_out));
+    BatchData bd;
+    bd.add(kNoBlocks, 0, z.n_tok);
+    tw->run(bd.get(), [&](Stream& s, int side) { s.matmul(MatmulCall{&w.m[side], &x[side], &y[side], z.rows}); });
+    check(std::string("matmul ") + p.path, dims({z.n_in, z.n_out}) + " " + std::to_string(z.n_tok) + " tok" +
+                                              (z.rows >= 0 ? " rows " + std::to_string(z.rows) : ""),
+          tn, y.f(kCpu), y.f(kRef), static_cast<size_t>(r * z.n_out), matmul_budget(t));
+    for (size_t i = static_cast<size_t>(r * z.n_out); i < y.n; ++i) ASSERT_EQ(y.f(kCpu)[i], 0.0f) << "matmul wrote past rows";
+  }
+}
+std::vector<PathCase> path_cases() {
+  std::vector<PathCase> v;
+  for (const char* path : {"coopmat", "tiled"})
+    for (GgmlType t : ops::matmul_weight_types()) v.push_back({path, t});
+  return v;
+}
+INSTANTIATE_TEST_SUITE_P(BackendOps, MatmulPath, ::testing::ValuesIn(path_cases()),
+                         [](const auto& i) { return std::string(i.param.path) + "_" + std::string(type_name(i.param.type)); });
 
 // ===== add_bias, add, swiglu =====
 struct EltCase {
@@ -1027,12 +1095,15 @@ std::vector<float> moe_f16_inputs(const Weight& gate, const Weight& up, const We
   return out;
 }
 
-// wmma: hip-emu's expert-grouped WMMA path forced (more tokens: 17 and 20, tiles of several tokens).
-void moe_case(GgmlType tg, GgmlType tu, GgmlType td, uint64_t seed, bool wmma = false) {
+// small_toks: the token counts of the small shapes; real: the real shapes too (1 and 3 tokens).
+// wmma: hip-emu's expert-grouped WMMA path forced (real shapes with 3 and 20 tokens: tiles of several tokens).
+void moe_case(GgmlType tg, GgmlType tu, GgmlType td, uint64_t seed, const std::vector<int>& small_toks = {1, 5},
+              bool with_real = true, const std::string& op = "moe", bool wmma = false) {
   const std::string types = tg == tu && tu == td ? std::string(type_name(tg))
                                                  : std::string(type_name(tg)) + "/" + std::string(type_name(tu)) + "/" + std::string(type_name(td));
   const bool k_quant = block_of(tg) == 256 || block_of(tu) == 256 || block_of(td) == 256;
   for (bool real : {false, true}) {
+    if (real && !with_real) continue;
     ModelConfig cfg = real ? real_config() : small_config();
     if (!real && k_quant) {  // K-quants: rows of whole super-blocks
       cfg.n_embd = 256;
@@ -1050,9 +1121,7 @@ void moe_case(GgmlType tg, GgmlType tu, GgmlType td, uint64_t seed, bool wmma = 
     Weight& gate = tw.weight(tg, E, F, X, seed++);
     Weight& up = tw.weight(tu, E, F, X, seed++);
     Weight& down = tw.weight(td, F, E, X, seed++);
-    const std::vector<int> toks = wmma ? (real ? std::vector<int>{3, 20} : std::vector<int>{1, 5, 17})
-                                       : (real ? std::vector<int>{1, 3} : std::vector<int>{1, 5});
-    for (int n_tok : toks) {
+    for (int n_tok : real ? (wmma ? std::vector<int>{3, 20} : std::vector<int>{1, 3}) : small_toks) {
       BatchData bd;
       bd.add(kNoBlocks, 2, n_tok);
       // ids and weights: ref's route of random logits, for both (small: 5 tokens x 3 of 8 leaves some
@@ -1082,7 +1151,7 @@ void moe_case(GgmlType tg, GgmlType tu, GgmlType td, uint64_t seed, bool wmma = 
         check("moe wmma vs f16 inputs", std::to_string(K) + " of " + std::to_string(X) + " " + dims({E, F}) + " " + std::to_string(n_tok) + " tok",
               types, x.f(kCpu), want.data(), want.size(), kMoeWmmaF16Budget);
       }
-      check(wmma ? "moe wmma" : "moe", std::to_string(K) + " of " + std::to_string(X) + " " + dims({E, F}) + " " + std::to_string(n_tok) + " tok",
+      check(op, std::to_string(K) + " of " + std::to_string(X) + " " + dims({E, F}) + " " + std::to_string(n_tok) + " tok",
             types, x.f(kCpu), x.f(kRef), x.n, budget);
     }
   }
@@ -1102,12 +1171,39 @@ INSTANTIATE_TEST_SUITE_P(BackendOps, Moe,
 class MoeWmma : public OpTest<GgmlType> {};
 TEST_P(MoeWmma, MatchesRefWithRefRouting) {
   if (kUnderTest != "hip-emu") GTEST_SKIP() << kUnderTest << ": no gfx12 WMMA path (hip-emu only)";
-  moe_case(GetParam(), GetParam(), GetParam(), 150, true);
+  moe_case(GetParam(), GetParam(), GetParam(), 150, {1, 5, 17}, true, "moe wmma", true);
 }
 INSTANTIATE_TEST_SUITE_P(BackendOps, MoeWmma,
                          ::testing::Values(GgmlType::Q4_K, GgmlType::Q6_K, GgmlType::IQ4_NL, GgmlType::Q8_0, GgmlType::Q5_0,
                                            GgmlType::Q5_K, GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q5_1),
                          [](const auto& i) { return std::string(type_name(i.param)); });
+
+// The Vulkan batch MoE on tiles grouped by expert, each path forced (as MatmulPath): 3 of 8 experts
+// for 2, 37 and 67 tokens (up to ~40 pairs an expert: more than one tile of 32), every expert type.
+class MoePath : public OpTest<PathCase> {};
+TEST_P(MoePath, MatchesRefWithRefRouting) {
+  const PathCase p = GetParam();
+  if (kUnderTest != "vulkan") GTEST_SKIP() << "the batch matmul paths are the vulkan backend's (" << kUnderTest << " has one)";
+  if (vulkan_lacks(p.type)) GTEST_SKIP() << kUnderTest << ": no matmul shader for " << type_name(p.type) << " yet";
+  const PathEnv env(p.path);
+  try {
+    moe_case(p.type, p.type, p.type, 90, {2, 37, 67}, false, std::string("moe ") + p.path);
+  } catch (const std::exception& e) {
+    if (std::string(p.path) == "coopmat" && std::string(e.what()).find("no usable cooperative matrix") != std::string::npos)
+      GTEST_SKIP() << e.what();
+    throw;
+  }
+}
+std::vector<PathCase> moe_path_cases() {
+  std::vector<PathCase> v;
+  for (const char* path : {"coopmat", "tiled"})
+    for (GgmlType t : {GgmlType::Q4_K, GgmlType::Q6_K, GgmlType::IQ4_NL, GgmlType::Q8_0, GgmlType::Q5_0, GgmlType::F16,
+                       GgmlType::Q5_K, GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q5_1, GgmlType::BF16})
+      v.push_back({path, t});
+  return v;
+}
+INSTANTIATE_TEST_SUITE_P(BackendOps, MoePath, ::testing::ValuesIn(moe_path_cases()),
+                         [](const auto& i) { return std::string(i.param.path) + "_" + std::string(type_name(i.param.type)); });
 
 // The stacks of one layer in different types, as Q4_K_M / IQ4_NL files mix them (down in Q6_K, Q8_0
 // or Q5_0); gate and up of different types too (vulkan: apart, not in its fused gate+up shader).

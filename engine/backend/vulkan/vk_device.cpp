@@ -3,6 +3,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "core/error.h"
@@ -34,6 +35,10 @@ const char* component_name(VkComponentTypeKHR c) {
   }
 }
 
+// Workgroup memory of shaders/matmul_tiled.comp on cooperative matrices of TM x TN: f16 hi and lo
+// tiles of 4 TM and 4 TN rows of 40 values, and one TM x TN f32 tile per subgroup (4).
+uint32_t coop_shared_bytes(uint32_t m, uint32_t n) { return 2 * (4 * m + 4 * n) * 40 * 2 + 4 * m * n * 4; }
+
 std::vector<VkPhysicalDevice> physical_devices() {
   VkInstance inst = instance();
   uint32_t n = 0;
@@ -49,7 +54,11 @@ DeviceInfo describe_device(VkPhysicalDevice pd, int index) {
   d.index = index;
   VkPhysicalDeviceSubgroupProperties sub{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_PROPERTIES};
   VkPhysicalDeviceDriverProperties drv{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_DRIVER_PROPERTIES};
+  VkPhysicalDeviceSubgroupSizeControlProperties ssc{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_SIZE_CONTROL_PROPERTIES};
   sub.pNext = &drv;
+  VkPhysicalDeviceProperties p1;
+  fn.vkGetPhysicalDeviceProperties(pd, &p1);
+  if (p1.apiVersion >= VK_API_VERSION_1_3) drv.pNext = &ssc;  // core in 1.3
   VkPhysicalDeviceProperties2 p2{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2};
   p2.pNext = &sub;
   fn.vkGetPhysicalDeviceProperties2(pd, &p2);
@@ -58,6 +67,7 @@ DeviceInfo describe_device(VkPhysicalDevice pd, int index) {
   d.driver = fmt::format("{} {}", drv.driverName, drv.driverInfo);
   d.api = p2.properties.apiVersion;
   d.subgroup_size = sub.subgroupSize;
+  d.max_subgroup_size = std::max(sub.subgroupSize, ssc.maxSubgroupSize);
   d.max_shared_bytes = p2.properties.limits.maxComputeSharedMemorySize;
   VkPhysicalDeviceMemoryProperties mem;
   fn.vkGetPhysicalDeviceMemoryProperties(pd, &mem);
@@ -91,6 +101,29 @@ DeviceInfo describe_device(VkPhysicalDevice pd, int index) {
       d.coopmat_shapes.push_back(fmt::format("{}x{}x{} {}*{}->{}{}", c.MSize, c.NSize, c.KSize, component_name(c.AType),
                                              component_name(c.BType), component_name(c.ResultType),
                                              c.scope == VK_SCOPE_SUBGROUP_KHR ? " subgroup" : ""));
+    // the batch matmul's tile: needs the features too (a listed shape alone is not enough)
+    VkPhysicalDeviceCooperativeMatrixFeaturesKHR cf{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_KHR};
+    VkPhysicalDeviceVulkan12Features f12{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_2_FEATURES};
+    cf.pNext = &f12;
+    VkPhysicalDeviceFeatures2 f2{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2};
+    f2.pNext = &cf;
+    if (d.api >= VK_API_VERSION_1_2) fn.vkGetPhysicalDeviceFeatures2(pd, &f2);
+    const VkPhysicalDeviceLimits& lim = p2.properties.limits;
+    const uint32_t wg = 4 * d.max_subgroup_size;  // the shader's workgroup: at least 4 subgroups
+    if (cf.cooperativeMatrix && f12.shaderFloat16 && d.subgroup_size > 0 && wg <= lim.maxComputeWorkGroupSize[0] &&
+        wg <= lim.maxComputeWorkGroupInvocations)
+      for (const auto& c : cm) {
+        const bool fits = c.AType == VK_COMPONENT_TYPE_FLOAT16_KHR && c.BType == VK_COMPONENT_TYPE_FLOAT16_KHR &&
+                          c.CType == VK_COMPONENT_TYPE_FLOAT32_KHR && c.ResultType == VK_COMPONENT_TYPE_FLOAT32_KHR &&
+                          c.scope == VK_SCOPE_SUBGROUP_KHR && c.MSize <= 32 && c.NSize <= 32 && c.KSize > 0 &&
+                          c.KSize <= 32 && 32 % c.KSize == 0 && !c.saturatingAccumulation &&
+                          coop_shared_bytes(c.MSize, c.NSize) <= d.max_shared_bytes;
+        if (fits && c.MSize * c.NSize * c.KSize > d.coop_m * d.coop_n * d.coop_k) {  // the largest tile
+          d.coop_m = c.MSize;
+          d.coop_n = c.NSize;
+          d.coop_k = c.KSize;
+        }
+      }
   }
   return d;
 }
@@ -106,7 +139,14 @@ std::string DeviceInfo::describe() const {
   s += fmt::format("   VK_KHR_cooperative_matrix: {}", coopmat ? "yes" : "no");
   for (size_t i = 0; i < coopmat_shapes.size(); ++i) s += (i ? ", " : " (") + coopmat_shapes[i];
   s += coopmat_shapes.empty() ? "\n" : ")\n";
+  s += fmt::format("   batch matmul: {}\n", batch_matmul());
   return s;
+}
+
+std::string DeviceInfo::batch_matmul() const {
+  if (coop_m == 0) return "tiled on shared memory, f32 (32x32x32 tiles; no usable f16*f16->f32 cooperative matrix)";
+  return fmt::format("cooperative matrices {}x{}x{} f16*f16->f32 (hi/lo f16 pairs, {}x{}x32 tiles, workgroups of {})", coop_m,
+                     coop_n, coop_k, 4 * coop_m, 4 * coop_n, 4 * max_subgroup_size);
 }
 
 std::vector<DeviceInfo> list_devices() {
@@ -177,6 +217,19 @@ Device::Device(int index) {
   di.queueCreateInfoCount = 1;
   di.pQueueCreateInfos = &qi;
   di.pNext = &f2;
+  // cooperative matrices (and f16 arithmetic) only where describe_device found a usable shape
+  VkPhysicalDeviceCooperativeMatrixFeaturesKHR cm{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_KHR};
+  VkPhysicalDeviceVulkan12Features f12{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_2_FEATURES};
+  const char* cm_ext = VK_KHR_COOPERATIVE_MATRIX_EXTENSION_NAME;
+  if (info_.coop_m > 0) {
+    cm.cooperativeMatrix = VK_TRUE;
+    f12.shaderFloat16 = VK_TRUE;
+    cm.pNext = &f12;
+    f12.pNext = f2.pNext;
+    f2.pNext = &cm;
+    di.enabledExtensionCount = 1;
+    di.ppEnabledExtensionNames = &cm_ext;
+  }
   check(fn.vkCreateDevice(pd_, &di, nullptr, &dev_), "vkCreateDevice");
   load_device_fns(dev_);
   fn.vkGetDeviceQueue(dev_, family_, 0, &queue_);
@@ -296,9 +349,11 @@ void Device::read(const Buf& b, size_t offset, void* dst, size_t n) {
   std::memcpy(dst, st->map, n);
 }
 
-VkPipeline Device::pipeline(const std::string& name) {
+VkPipeline Device::pipeline(const std::string& name, std::span<const uint32_t> spec) {
   std::lock_guard<std::mutex> lock(mu_);
-  auto it = pipelines_.find(name);
+  std::string key = name;
+  for (uint32_t v : spec) key += fmt::format(":{}", v);
+  auto it = pipelines_.find(key);
   if (it != pipelines_.end()) return it->second;
   const std::span<const uint32_t> code = find_shader(name);
   if (code.empty()) throw_error("vulkan: no shader '{}' in this build", name);
@@ -308,13 +363,17 @@ VkPipeline Device::pipeline(const std::string& name) {
   VkShaderModule mod;
   check(fn.vkCreateShaderModule(dev_, &si, nullptr, &mod), "vkCreateShaderModule");
   VkComputePipelineCreateInfo ci{VK_STRUCTURE_TYPE_COMPUTE_PIPELINE_CREATE_INFO};
-  ci.stage = {VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_CREATE_INFO, nullptr, 0, VK_SHADER_STAGE_COMPUTE_BIT, mod, "main", nullptr};
+  std::vector<VkSpecializationMapEntry> entries;
+  for (uint32_t i = 0; i < spec.size(); ++i) entries.push_back({i, 4 * i, 4});
+  const VkSpecializationInfo sp{static_cast<uint32_t>(entries.size()), entries.data(), spec.size() * 4, spec.data()};
+  ci.stage = {VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_CREATE_INFO, nullptr, 0, VK_SHADER_STAGE_COMPUTE_BIT, mod, "main",
+              spec.empty() ? nullptr : &sp};
   ci.layout = pipeline_layout_;
   VkPipeline p;
   const VkResult r = fn.vkCreateComputePipelines(dev_, VK_NULL_HANDLE, 1, &ci, nullptr, &p);
   fn.vkDestroyShaderModule(dev_, mod, nullptr);
   check(r, "vkCreateComputePipelines");
-  pipelines_[name] = p;
+  pipelines_[key] = p;
   return p;
 }
 

@@ -7,6 +7,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -21,10 +22,17 @@ struct DeviceInfo {
   uint64_t device_local_bytes = 0;
   bool host_visible_device_local = false;  // unified memory (or resizable BAR): no staging needed
   uint32_t subgroup_size = 0;
+  uint32_t max_subgroup_size = 0;          // the largest a shader may get (subgroup size control), else subgroup_size
   uint32_t max_shared_bytes = 0;           // maxComputeSharedMemorySize (workgroup shared memory)
   bool coopmat = false;                    // VK_KHR_cooperative_matrix
   std::vector<std::string> coopmat_shapes; // "8x8x8 f16*f16->f32 subgroup"
   bool int_dot = false;                    // VK_KHR_shader_integer_dot_product
+  // The batch matmul's cooperative-matrix tile (shaders/matmul_tiled.comp): an f16 x f16 -> f32
+  // subgroup shape of the properties query with M, N <= 32 and K dividing 32, on a device with the
+  // cooperativeMatrix and shaderFloat16 features and the shared memory it takes; 0 without one (the
+  // twin on plain shared memory runs then). The device is made with the extension only then.
+  uint32_t coop_m = 0, coop_n = 0, coop_k = 0;
+  std::string batch_matmul() const;        // which batch matmul runs here, in words
   std::string describe() const;            // the lines `tessera devices` prints for it
 };
 
@@ -71,8 +79,9 @@ class Device : public std::enable_shared_from_this<Device> {
   // only while no recorded work uses the buffer.
   void write(Buf& b, size_t offset, const void* src, size_t n);
   void read(const Buf& b, size_t offset, void* dst, size_t n);
-  // The compute pipeline of an embedded shader variant (made on first use).
-  VkPipeline pipeline(const std::string& name);
+  // The compute pipeline of an embedded shader variant (made on first use), with specialization
+  // constants 0, 1, ... set to `spec`.
+  VkPipeline pipeline(const std::string& name, std::span<const uint32_t> spec = {});
   // Records with `record`, submits and waits.
   template <class F> void one_shot(F&& record) {
     VkCommandBuffer cb = begin_one_shot();

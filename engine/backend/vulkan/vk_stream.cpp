@@ -3,6 +3,7 @@
 // dispatch. Descriptor sets come from a pool reset at each sync. Shaders: shaders/*.comp.
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <optional>
@@ -53,6 +54,23 @@ bool has_matmul_shader(GgmlType t) {
       return true;
     default: return false;
   }
+}
+
+// The batch matmul (rows >= 2; shaders/matmul_tiled.comp): on cooperative matrices where the device
+// has a usable shape, else the twin on shared memory; TESSERA_VK_MATMUL=coopmat|tiled|rows forces one
+// (rows: matmul.comp, one workgroup per weight row), for tests and A/B timing.
+enum class MatmulPath { Rows, Tiled, Coopmat };
+MatmulPath batch_matmul_path(const vk::DeviceInfo& d) {
+  const char* e = std::getenv("TESSERA_VK_MATMUL");
+  const std::string v = e ? e : "";
+  if (v.empty() || v == "auto") return d.coop_m ? MatmulPath::Coopmat : MatmulPath::Tiled;
+  if (v == "coopmat") {
+    if (!d.coop_m) throw_error("vulkan: TESSERA_VK_MATMUL=coopmat, but {} has no usable cooperative matrix shape ({})", d.name, d.batch_matmul());
+    return MatmulPath::Coopmat;
+  }
+  if (v == "tiled") return MatmulPath::Tiled;
+  if (v == "rows") return MatmulPath::Rows;
+  throw_error("vulkan: TESSERA_VK_MATMUL={}: expected auto, coopmat, tiled or rows", v);
 }
 
 constexpr uint32_t kSets = 2048;  // descriptor sets per pool (dispatches per submit); a longer step flushes midway
@@ -185,7 +203,8 @@ vk::Buf& dev_of(const std::shared_ptr<void>& p, const char* what) {
 
 class VulkanStream final : public Stream {
  public:
-  VulkanStream(std::shared_ptr<vk::Device> d, const ModelConfig& c, bool profile) : hold_(std::move(d)), d_(*hold_), c_(c) {
+  VulkanStream(std::shared_ptr<vk::Device> d, const ModelConfig& c, bool profile)
+      : hold_(std::move(d)), d_(*hold_), c_(c), mm_(batch_matmul_path(d_.info())) {
     if (profile) prof_ = std::make_unique<Profile>(d_);
     VkDescriptorPoolSize ps{VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, kSets * vk::kBindings};
     VkDescriptorPoolCreateInfo pi{VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO};
@@ -410,6 +429,7 @@ class VulkanStream final : public Stream {
            const Buffer& w, Buffer& x) override {
     const int64_t n = b_.n_tokens, K = c_.n_expert_used, pairs = n * K, E = down.view.n_out, F = gate.view.n_out;
     if (n == 0) return;
+    if (n >= 2 && mm_ != MatmulPath::Rows) return moe_tiled(gate, up, down, h, ids, w, x);  // batches: grouped by expert
     check_type(gate.view.type, "an expert weight");
     check_type(down.view.type, "an expert weight");
     check_fused_act(down.view.type, F);
@@ -467,7 +487,12 @@ class VulkanStream final : public Stream {
     if (prof_) prof_->set_layer(layer);
   }
   std::string profile_report(int64_t n_layer, uint64_t active_bytes_per_token) const override {
-    return prof_ ? prof_->report(n_layer, active_bytes_per_token) : std::string();
+    if (!prof_) return std::string();
+    const char* path = mm_ == MatmulPath::Rows ? "one workgroup per weight row (matmul.comp, TESSERA_VK_MATMUL=rows)"
+                       : mm_ == MatmulPath::Tiled ? "tiled on shared memory, f32 (32x32x32 tiles)"
+                                                  : nullptr;
+    return prof_->report(n_layer, active_bytes_per_token) +
+           fmt::format("tessera:   batch matmul: {}\n", path ? std::string(path) : d_.info().batch_matmul());
   }
 
   void sync() override {
@@ -511,10 +536,66 @@ class VulkanStream final : public Stream {
   // y[r] = W x[r] for `rows` rows of x (f32, already as the weight type's activations).
   void gemv(const Matrix& w, vk::Buf& x, vk::Buf& y, int64_t rows) {
     check_type(w.view.type, "a weight");
+    if (rows >= 2 && mm_ != MatmulPath::Rows) {
+      tiled(w, x, y, rows);
+      return;
+    }
     const uint32_t pc[] = {u32(w.view.n_in), u32(w.view.n_out), u32(rows), u32(static_cast<int64_t>(w.view.row_bytes)), 0,
                            u32(w.view.n_in), u32(w.view.n_out), 0, 1};
     dispatch("matmul_" + std::string(type_name(w.view.type)), {&dev_of(w.device, "a weight"), &x, &y}, pc, sizeof pc,
              split(static_cast<uint64_t>(w.view.n_out)), weights(uint64_t(w.view.n_out) * w.view.row_bytes, uint64_t(rows * w.view.n_in) * kF));
+  }
+
+  // The batch matmul in tiles (shaders/matmul_tiled.comp), on cooperative matrices or shared memory.
+  void tiled(const Matrix& w, vk::Buf& x, vk::Buf& y, int64_t rows) {
+    const vk::DeviceInfo& i = d_.info();
+    const bool coop = mm_ == MatmulPath::Coopmat;
+    const uint32_t bm = coop ? 4 * i.coop_m : 32, bn = coop ? 4 * i.coop_n : 32;
+    const uint64_t blocks = (static_cast<uint64_t>(w.view.n_out) + bm - 1) / bm;
+    if (blocks > 65535) throw_error("vulkan: a matmul of {} rows is too many for one dispatch", w.view.n_out);
+    const uint32_t pc[] = {u32(w.view.n_in), u32(w.view.n_out), u32(rows), u32(static_cast<int64_t>(w.view.row_bytes)), 0,
+                           u32(w.view.n_in), u32(w.view.n_out), 0, 1};
+    const uint32_t spec[] = {i.coop_m, i.coop_n, i.coop_k, 4 * i.max_subgroup_size};
+    dispatch(std::string(coop ? "matmul_coop_" : "matmul_tiled_") + std::string(type_name(w.view.type)), {&dev_of(w.device, "a weight"), &x, &y},
+             pc, sizeof pc, {u32(static_cast<int64_t>(blocks)), u32((rows + bn - 1) / bn)},
+             weights(uint64_t(w.view.n_out) * w.view.row_bytes, uint64_t(rows * w.view.n_in) * kF), 1, true,
+             coop ? std::span<const uint32_t>(spec) : std::span<const uint32_t>());
+  }
+  // The same grouped by expert (workgroup z: expert e, over the pairs routed to it): y[q] = W_ids[q] x[q / x_div].
+  void tiled_moe(const Matrix& w, vk::Buf& x, vk::Buf& y, vk::Buf& ids, int64_t pairs, int64_t x_div) {
+    check_type(w.view.type, "an expert weight");
+    const vk::DeviceInfo& i = d_.info();
+    const bool coop = mm_ == MatmulPath::Coopmat;
+    const uint32_t bm = coop ? 4 * i.coop_m : 32;
+    const uint32_t pc[] = {u32(w.view.n_in), u32(w.view.n_out), u32(pairs), u32(static_cast<int64_t>(w.view.row_bytes)), 0,
+                           u32(w.view.n_in), u32(w.view.n_out), u32(static_cast<int64_t>(w.mat_stride)), u32(x_div)};
+    const uint32_t spec[] = {i.coop_m, i.coop_n, i.coop_k, 4 * i.max_subgroup_size};
+    // each pair's expert rows are read (distinct experts per token); shared experts are read once per tile
+    dispatch(std::string(coop ? "matmul_moe_coop_" : "matmul_moe_tiled_") + std::string(type_name(w.view.type)),
+             {&dev_of(w.device, "an expert stack"), &x, &y, &ids}, pc, sizeof pc, {u32((w.view.n_out + bm - 1) / bm), 1},
+             weights(uint64_t(pairs * w.view.n_out) * w.view.row_bytes, uint64_t(pairs) * (w.view.n_in + 1) * kF), u32(c_.n_expert), true,
+             coop ? std::span<const uint32_t>(spec) : std::span<const uint32_t>());
+  }
+  // A batch's routed experts on tiles grouped by expert: gate and up, swiglu, down, then each token's
+  // pairs weighted and added to x (moe_sum). The activations are quantized by quantize.comp as for
+  // any matmul (the fused decode shaders do it in shared memory).
+  void moe_tiled(const Matrix& gate, const Matrix& up, const Matrix& down, const Buffer& h, const Buffer& ids, const Buffer& w,
+                 Buffer& x) {
+    const int64_t n = b_.n_tokens, K = c_.n_expert_used, pairs = n * K, E = down.view.n_out, F = gate.view.n_out;
+    if (c_.n_expert > 65535) throw_error("vulkan: {} experts are too many for one dispatch", c_.n_expert);
+    vk::Buf& g = scratch(static_cast<size_t>(pairs * F) * sizeof(float));
+    vk::Buf& u = scratch(static_cast<size_t>(pairs * F) * sizeof(float));
+    vk::Buf* hq = activations(gate, vbuf(h), n);
+    tiled_moe(gate, *hq, g, vbuf(ids), pairs, K);
+    if (ops::activation_type_for(up.view.type) != ops::activation_type_for(gate.view.type)) hq = activations(up, vbuf(h), n);
+    tiled_moe(up, *hq, u, vbuf(ids), pairs, K);
+    elementwise("swiglu", g, u, pairs * F, F, data(uint64_t(pairs * F) * 2 * sizeof(float)));
+    vk::Buf* gq = activations(down, g, pairs);
+    vk::Buf& d = scratch(static_cast<size_t>(pairs * E) * sizeof(float));
+    tiled_moe(down, *gq, d, vbuf(ids), pairs, 1);
+    const uint32_t pc[] = {u32(E), u32(K)};
+    dispatch("moe_sum", {&d, &vbuf(w), &vbuf(x)}, pc, sizeof pc, {u32((E + 63) / 64), u32(n)},
+             data(uint64_t(pairs) * (E + 1) * sizeof(float) + uint64_t(n * E) * sizeof(float)));
   }
 
   // y = W x for one row of x (f32; gemv.comp quantizes it as the weight type wants), 4 rows a workgroup;
@@ -653,9 +734,9 @@ class VulkanStream final : public Stream {
   }
 
   void dispatch(const std::string& shader, std::initializer_list<vk::Buf*> bufs, const void* push, size_t push_bytes, Grid g,
-                Reads rd, uint32_t gz = 1, bool settle_first = true) {
+                Reads rd, uint32_t gz = 1, bool settle_first = true, std::span<const uint32_t> spec = {}) {
     if (settle_first) settle();
-    const VkPipeline pipe = d_.pipeline(shader);
+    const VkPipeline pipe = d_.pipeline(shader, spec);
     if (sets_used_ == kSets) flush();
     record();
     VkDescriptorSetAllocateInfo ai{VK_STRUCTURE_TYPE_DESCRIPTOR_SET_ALLOCATE_INFO};
@@ -721,6 +802,7 @@ class VulkanStream final : public Stream {
   std::optional<PendingGemv> gemv_;
   std::optional<PendingRope> pend_rope_;
   bool settling_ = false;
+  const MatmulPath mm_;
 };
 
 }  // namespace
