@@ -1,9 +1,15 @@
 // The HIP backends' Stream: every op is one or a few kernel launches (kernels/hip/*.hip) on the device
-// (hip_device.h), in order; host results (logits) are copied at sync(). Simple kernels for now: one
-// wave per output row for the products, one wave per (head, token) for attention, the MoE as gate,
-// up, swiglu, down and a weighted sum over all (token, expert) pairs with the router's ids on the device.
+// (hip_device.h), in order; host results (logits) are copied at sync(). Batches: one wave per output
+// row for the products, one wave per (head, token) for attention, the MoE as gate, up, swiglu, down
+// and a weighted sum over all (token, expert) pairs with the router's ids on the device.
+// Decode (one token): some ops wait for the next one to launch together (kernels/hip/fused.hip):
+// a row's rmsnorm with the GEMVs that read it, a GEMV with the residual add or the router's top-k
+// after it, QK-norms and RoPEs with the KV store, the output row's gather and norm with the head; the
+// MoE in two launches. A layer of qwen3moe is 7 launches. Any other op first launches what waits (settle).
+#include <optional>
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -41,10 +47,12 @@ void* dev_of(const std::shared_ptr<void>& p, const char* what) {
 
 class HipStream final : public Stream {
  public:
-  HipStream(std::shared_ptr<hipdev::Device> d, const ModelConfig& c) : d_(std::move(d)), c_(c) {}
+  // TESSERA_HIP_UNFUSED=1: one launch per op also in decode (the fused kernels' A/B reference).
+  HipStream(std::shared_ptr<hipdev::Device> d, const ModelConfig& c)
+      : d_(std::move(d)), c_(c), fuse_(!std::getenv("TESSERA_HIP_UNFUSED")) {}
 
   void begin(const Batch& b) override {
-    sync();
+    sync();  // settles
     b_ = b;
     const int64_t n = b.n_tokens;
     const std::vector<uint32_t> w = device_batch_words(b);
@@ -61,6 +69,7 @@ class HipStream final : public Stream {
         throw_error("token id {} is out of range (vocabulary of {})", b_.tokens[i], t.ne[1]);
     check_type(t.type, "embedding table");
     if (b_.n_tokens == 0) return;
+    settle();
     hip::EmbedArgs a{static_cast<const uint8_t*>(dev_of(table.device, "the embedding table")), hf32(x), view_,
                      static_cast<int64_t>(t.row_bytes()), i32v(t.ne[0]), static_cast<int32_t>(t.type)};
     launch("embed_rows", {u32(b_.n_tokens), 1}, 256, a, b_.n_tokens * t.row_bytes(), b_.n_tokens * t.ne[0] * 4);
@@ -68,6 +77,31 @@ class HipStream final : public Stream {
 
   void rmsnorm(const Buffer& x, Buffer& y, const Vector& w, int64_t rows) override {
     if (rows <= 0) return;
+    const int64_t n = b_.n_tokens;
+    if (!fuse_) {
+      rmsnorm_now(x, y, w, rows);
+      return;
+    }
+    if (gather_ && gather_->out == &x && &x == &y && rows == 1 && act_ok(GgmlType::F32, w.n)) {  // the output row
+      norm_ = NormOp{gather_->x, &y, w, true};
+      gather_.reset();
+      return;
+    }
+    if (&x == &y && w.n == c_.head_dim && c_.head_dim <= 256 && n > 0 && rows % n == 0) {  // a QK-norm
+      HeadOp& h = head_slot(&y, true);  // waits for its rope and the KV store
+      h.norm = w;
+      h.n_head = rows / n;
+      return;
+    }
+    settle();
+    if (rows == 1 && n == 1 && &x != &y && act_ok(GgmlType::F32, w.n)) {  // waits for the GEMVs of its row
+      norm_ = NormOp{&x, &y, w, false};
+      return;
+    }
+    rmsnorm_now(x, y, w, rows);
+  }
+
+  void rmsnorm_now(const Buffer& x, Buffer& y, const Vector& w, int64_t rows) {
     hip::RmsnormArgs a{hf32(x), hf32(y), static_cast<const float*>(dev_of(w.device, "a norm weight")), i32v(w.n),
                        static_cast<float>(c_.eps)};
     launch("rmsnorm_f32", {u32(rows), 1}, 32, a, (rows + 1) * w.n * 4, rows * w.n * 4);
@@ -75,6 +109,19 @@ class HipStream final : public Stream {
 
   void rope(Buffer& x, int64_t n_head) override {
     if (b_.n_tokens == 0) return;
+    if (fuse_ && c_.head_dim <= 256 && c_.head_dim % 2 == 0) {  // waits for the KV store (or the next op)
+      HeadOp& h = head_slot(&x, false);
+      if (!h.norm || h.n_head == n_head) {
+        h.rope = true;
+        h.n_head = n_head;
+        return;
+      }
+    }
+    settle();
+    rope_now(x, n_head);
+  }
+
+  void rope_now(Buffer& x, int64_t n_head) {
     hip::RopeArgs a{hf32(x), rope_cs_, i32v(n_head), i32v(c_.head_dim), c_.rope_type == ops::RopeType::Neox ? 1 : 0};
     const uint64_t bytes = static_cast<uint64_t>(b_.n_tokens * n_head * c_.head_dim * 4);
     launch("rope_f32", {u32(n_head), u32(b_.n_tokens)}, u32(std::max<int64_t>(c_.head_dim / 2, 1)), a, bytes, bytes);
@@ -83,6 +130,12 @@ class HipStream final : public Stream {
   void kv_store(KvStore& kv, int layer, const Buffer& k, const Buffer& v) override {
     auto& s = static_cast<HipKv&>(kv);
     if (b_.n_tokens == 0) return;
+    const HeadOp* hk = head_op(&k);
+    if (hk && hk->rope && hk->n_head == s.shape.n_head_kv && s.shape.head_dim == c_.head_dim && !head_op(&v)) {
+      heads_now(s, layer, k, v);  // with k's (and q's) QK-norm and RoPE
+      return;
+    }
+    settle();
     hip::KvStoreArgs a{hf32(k), hf32(v), static_cast<uint16_t*>(s.k->ptr), static_cast<uint16_t*>(s.v->ptr), view_,
                        s.shape.n_head_kv, s.shape.head_dim, s.shape.n_blocks, layer, ops::kKvBlock};
     const uint64_t n = static_cast<uint64_t>(b_.n_tokens * s.shape.n_head_kv * s.shape.head_dim);
@@ -90,6 +143,7 @@ class HipStream final : public Stream {
   }
 
   void kv_copy(KvStore& kv, int dst, int src) override {
+    settle();
     auto& s = static_cast<HipKv&>(kv);
     const size_t blk = static_cast<size_t>(ops::kKvBlock) * s.shape.n_head_kv * s.shape.head_dim * 2;
     for (int l = 0; l < s.shape.n_layer; ++l)
@@ -103,6 +157,7 @@ class HipStream final : public Stream {
   void attention(KvStore& kv, int layer, const Buffer& q, Buffer& out) override {
     auto& s = static_cast<HipKv&>(kv);
     if (b_.n_tokens == 0) return;
+    settle();
     hip::AttentionArgs a{hf32(q), hf32(out), static_cast<const uint16_t*>(s.k->ptr), static_cast<const uint16_t*>(s.v->ptr),
                          view_, i32v(c_.n_head), s.shape.n_head_kv, s.shape.head_dim, s.shape.n_blocks, layer,
                          ops::kKvBlock, static_cast<float>(1.0 / std::sqrt(static_cast<double>(s.shape.head_dim)))};
@@ -115,6 +170,8 @@ class HipStream final : public Stream {
   }
 
   void matmul(std::span<const MatmulCall> calls) override {
+    if (fuse_ && decode_gemvs(calls)) return;
+    settle();
     const Buffer* last_x = nullptr;  // q, k and v often share x: quantize it once
     int last_act = -1;
     Acts acts;
@@ -130,10 +187,22 @@ class HipStream final : public Stream {
   }
 
   void add_bias(Buffer& y, const Vector& b, int64_t rows) override {
+    settle();
     elementwise("add_f32", hf32(y), static_cast<const float*>(dev_of(b.device, "a bias")), rows * b.n, b.n);
   }
-  void add(Buffer& y, const Buffer& x, int64_t n) override { elementwise("add_f32", hf32(y), hf32(x), b_.n_tokens * n, b_.n_tokens * n); }
+  void add(Buffer& y, const Buffer& x, int64_t n) override {
+    if (gemv_ && gemv_->y == &x && b_.n_tokens == 1 && n == gemv_->w->view.n_out && &y != gemv_->x && &y != gemv_->y &&
+        !(gemv_->norm && gemv_->norm->x == &y)) {
+      const GemvOp g = *gemv_;  // y += W x' in one launch
+      gemv_.reset();
+      gemv_now({&g, 1}, hf32(y));
+      return;
+    }
+    settle();
+    elementwise("add_f32", hf32(y), hf32(x), b_.n_tokens * n, b_.n_tokens * n);
+  }
   void swiglu(Buffer& g, const Buffer& u, int64_t n) override {
+    settle();
     elementwise("swiglu_f32", hf32(g), hf32(u), b_.n_tokens * n, b_.n_tokens * n);
   }
 
@@ -141,6 +210,13 @@ class HipStream final : public Stream {
     if (c_.n_expert > 512 || c_.n_expert_used > c_.n_expert)
       throw_error("hip: route of {} of {} experts (at most 512)", c_.n_expert_used, c_.n_expert);
     if (b_.n_tokens == 0) return;
+    if (gemv_ && gemv_->y == &logits && b_.n_tokens == 1 && gemv_->w->view.n_out == c_.n_expert) {  // with the router GEMV
+      const GemvOp g = *gemv_;
+      gemv_.reset();
+      gemv_now({&g, 1}, nullptr, static_cast<int32_t*>(hptr(ids)), hf32(w));
+      return;
+    }
+    settle();
     hip::RouteArgs a{hf32(logits), static_cast<int32_t*>(hptr(ids)), hf32(w), i32v(c_.n_expert), i32v(c_.n_expert_used)};
     launch("route_topk", {u32(b_.n_tokens), 1}, 32, a, b_.n_tokens * c_.n_expert * 4, b_.n_tokens * c_.n_expert_used * 8);
   }
@@ -149,6 +225,8 @@ class HipStream final : public Stream {
            const Buffer& w, Buffer& x) override {
     const int64_t n = b_.n_tokens, K = c_.n_expert_used, pairs = n * K, E = down.view.n_out, F = gate.view.n_out;
     if (n == 0) return;
+    settle();
+    if (fuse_ && n == 1 && moe_decode(gate, up, down, h, ids, w, x)) return;
     float* g = scratch_f32(pairs * F);
     float* u = scratch_f32(pairs * F);
     float* y = scratch_f32(pairs * E);
@@ -165,6 +243,15 @@ class HipStream final : public Stream {
 
   void gather_out_rows(const Buffer& x, Buffer& out) override {
     if (b_.n_out == 0) return;
+    settle();
+    if (fuse_ && b_.n_out == 1 && &x != &out) {  // waits for the output norm and head
+      gather_ = GatherOp{&x, &out};
+      return;
+    }
+    gather_now(x, out);
+  }
+
+  void gather_now(const Buffer& x, Buffer& out) {
     hip::GatherArgs a{hf32(x), hf32(out), view_, i32v(c_.n_embd), i32v(b_.n_out)};
     launch("gather_rows_f32", {u32(b_.n_out), 1}, 256, a, b_.n_out * c_.n_embd * 4, b_.n_out * c_.n_embd * 4);
   }
@@ -173,12 +260,22 @@ class HipStream final : public Stream {
     if (b_.n_out == 0) return;
     const int64_t n = b_.n_out * w.view.n_out;
     float* out = scratch_f32(n);
-    gemv(w, activations(w, hf32(h), b_.n_out), out, b_.n_out, nullptr, 1);
+    std::optional<NormOp> norm;
+    if (norm_ && norm_->y == &h) norm.swap(norm_);
+    settle();
+    if (fuse_ && b_.n_out == 1 && act_ok(w.view.type, w.view.n_in)) {
+      GemvOp g{&w, &h, nullptr, norm, out};
+      gemv_now({&g, 1});
+    } else {
+      if (norm) emit_norm(*norm);
+      gemv(w, activations(w, hf32(h), b_.n_out), out, b_.n_out, nullptr, 1);
+    }
     if (bias) elementwise("add_f32", out, static_cast<const float*>(dev_of(bias.device, "the output bias")), n, bias.n);
     after_sync_.push_back({out, host, static_cast<size_t>(n) * sizeof(float)});
   }
 
   void sync() override {
+    settle();
     d_->sync();
     for (const HostCopy& c : after_sync_) d_->download(c.dst, c.src, c.bytes);
     after_sync_.clear();
@@ -274,7 +371,7 @@ class HipStream final : public Stream {
   }
 
   template <class A, class R, class W>
-  void launch(const char* kernel, Grid g, uint32_t block, const A& args, R rd, W wr) {
+  void launch(const char* kernel, Grid g, uint32_t block, const A& args, R rd, W wr, uint32_t shared = 0) {
     hipdev::Launch l;
     l.kernel = kernel;
     l.grid[0] = g.x;
@@ -282,6 +379,7 @@ class HipStream final : public Stream {
     l.block[0] = block;
     l.args = &args;
     l.args_bytes = sizeof(A);
+    l.shared_bytes = shared;
     l.bytes_read = static_cast<uint64_t>(rd);
     l.bytes_written = static_cast<uint64_t>(wr);
     d_->launch(l);
@@ -312,6 +410,259 @@ class HipStream final : public Stream {
   std::vector<std::shared_ptr<hipdev::Mem>> scratch_;
   size_t scratch_used_ = 0;
   std::vector<HostCopy> after_sync_;
+  const bool fuse_;
+  std::shared_ptr<hipdev::Mem> counter_;  // gemv_fused's router: blocks done (0 between launches)
+
+  // ---- decode fusions (kernels/hip/fused.hip) ----
+  // Dynamic shared memory a fused block may use for its activation regions (RDNA: 64 KiB per block).
+  static constexpr uint32_t kMaxShared = 48 * 1024;
+
+  struct NormOp {  // y = rmsnorm(x) * w of one row (gathered: x's batch output row, y = the gathered row)
+    const Buffer* x;
+    Buffer* y;
+    Vector w;
+    bool gathered;
+  };
+  struct GemvOp {  // y = W x (x rmsnorm'ed first when norm is set); out: y's memory when y is null
+    const Matrix* w;
+    const Buffer* x;
+    Buffer* y;
+    std::optional<NormOp> norm;
+    float* out = nullptr;
+  };
+  struct GatherOp {
+    const Buffer* x;
+    Buffer* out;
+  };
+  struct HeadOp {  // QK-norm and / or RoPE of one buffer of heads
+    Buffer* x;
+    Vector norm;
+    bool rope;
+    int64_t n_head;
+  };
+
+  static uint32_t act_bytes(GgmlType t, int64_t n) { return hip::act_region_bytes(act_kind(t), u32(n)); }
+  // A row of n values a fused kernel can prepare as t's activations.
+  static bool act_ok(GgmlType t, int64_t n) {
+    const int a = act_kind(t);
+    const int64_t bs = a == 1 ? 256 : a == 0 ? 32 : 1;
+    return has_matmul_kernel(t) && n > 0 && n % bs == 0 && n % 16 == 0 && act_bytes(t, n) <= kMaxShared;
+  }
+
+  HeadOp* head_op(const Buffer* x) {
+    for (HeadOp& h : heads_)
+      if (h.x == x) return &h;
+    return nullptr;
+  }
+  // The pending head op of x that can still take a norm (or a rope); others pending go first.
+  HeadOp& head_slot(Buffer* x, bool for_norm) {
+    settle(false);
+    HeadOp* h = head_op(x);
+    if (h && (h->rope || (for_norm && h->norm))) {
+      settle();
+      h = nullptr;
+    }
+    if (!h) {
+      if (heads_.size() == 2) settle();
+      heads_.push_back({x, {}, false, 0});
+      h = &heads_.back();
+    }
+    return *h;
+  }
+
+  // Launches what waits, in program order (only one kind waits at a time; heads: false keeps them).
+  void settle(bool heads = true) {
+    if (gather_) {
+      const GatherOp g = *gather_;
+      gather_.reset();
+      gather_now(*g.x, *g.out);
+    }
+    if (norm_) {
+      const NormOp n = *norm_;
+      norm_.reset();
+      emit_norm(n);
+    }
+    if (gemv_) {
+      const GemvOp g = *gemv_;
+      gemv_.reset();
+      gemv_now({&g, 1});
+    }
+    if (!heads) return;
+    std::vector<HeadOp> hs;
+    hs.swap(heads_);
+    for (const HeadOp& h : hs) {
+      if (h.norm) rmsnorm_now(*h.x, *h.x, h.norm, b_.n_tokens * h.n_head);
+      if (h.rope) rope_now(*h.x, h.n_head);
+    }
+  }
+
+  void emit_norm(const NormOp& n) {
+    if (n.gathered) {
+      gather_now(*n.x, *n.y);
+      rmsnorm_now(*n.y, *n.y, n.w, 1);
+    } else {
+      rmsnorm_now(*n.x, *n.y, n.w, 1);
+    }
+  }
+
+  // Decode GEMVs of one row (q, k, v; gate, up; o; the router): launched together, the pending norm of
+  // their row taken in; a single one waits for an add or route that may take it. False: not fusable.
+  bool decode_gemvs(std::span<const MatmulCall> calls) {
+    if (b_.n_tokens != 1 || calls.empty() || calls.size() > 3) return false;
+    const Buffer* x = calls[0].x;
+    const int64_t n_in = calls[0].w->view.n_in;
+    std::vector<int> acts;
+    uint32_t shared = 0;
+    for (const MatmulCall& c : calls) {
+      if ((c.rows >= 0 && c.rows != 1) || c.x != x || c.w->view.n_in != n_in || !act_ok(c.w->view.type, n_in) ||
+          c.y == x)
+        return false;
+      const int act = act_kind(c.w->view.type);
+      if (std::find(acts.begin(), acts.end(), act) == acts.end()) {
+        acts.push_back(act);
+        shared += act_bytes(c.w->view.type, n_in);
+      }
+    }
+    if (shared > kMaxShared) return false;
+    std::optional<NormOp> norm;
+    if (norm_ && norm_->y == x && norm_->w.n == n_in) {
+      bool ok = true;  // no block may write the row the others norm
+      for (const MatmulCall& c : calls) ok &= c.y != norm_->x;
+      if (ok) norm.swap(norm_);
+    }
+    settle();
+    std::vector<GemvOp> g;
+    for (const MatmulCall& c : calls) g.push_back({c.w, c.x, c.y, norm});
+    if (g.size() == 1) gemv_ = g[0];
+    else gemv_now(g);
+    return true;
+  }
+
+  // gemv_fused over up to 3 GEMVs of one row (their common norm in g[0]); res: res += y of g[0];
+  // ids: the router's top-k of g[0]'s y into ids / rw.
+  void gemv_now(std::span<const GemvOp> g, float* res = nullptr, int32_t* ids = nullptr, float* rw = nullptr) {
+    hip::GemvFusedArgs a{};
+    const int64_t n_in = g[0].w->view.n_in;
+    uint32_t shared = 0, blocks = 0;
+    uint64_t rd = 0, wr = 0;
+    for (size_t i = 0; i < g.size(); ++i) {
+      const ops::WeightView& v = g[i].w->view;
+      check_type(v.type, "a weight");
+      int slot = 0;
+      while (slot < a.n_slots && a.slot_act[slot] != act_kind(v.type)) ++slot;
+      if (slot == a.n_slots) {
+        a.slot_act[a.n_slots++] = act_kind(v.type);
+        shared += act_bytes(v.type, n_in);
+      }
+      a.m[i] = {static_cast<const uint8_t*>(dev_of(g[i].w->device, "a weight")), g[i].out ? g[i].out : hf32(*g[i].y),
+                static_cast<int64_t>(v.row_bytes), i32v(v.n_out), static_cast<int32_t>(v.type), slot, i32v(blocks)};
+      blocks += u32((v.n_out + 31) / 32);
+      rd += static_cast<uint64_t>(v.n_out) * v.row_bytes;
+      wr += static_cast<uint64_t>(v.n_out) * 4;
+    }
+    a.n_mat = i32v(static_cast<int64_t>(g.size()));
+    a.n_in = i32v(n_in);
+    rd += static_cast<uint64_t>(n_in) * 4;
+    const std::optional<NormOp>& n = g[0].norm;
+    if (n) {
+      a.x = hf32(*n->x);
+      if (n->gathered) a.x_row = view_.words + view_.off_out;
+      a.norm = static_cast<const float*>(dev_of(n->w.device, "a norm weight"));
+      a.norm_y = hf32(*n->y);
+      rd += static_cast<uint64_t>(n_in) * 4;
+      wr += static_cast<uint64_t>(n_in) * 4;
+    } else {
+      a.x = hf32(*g[0].x);
+    }
+    a.eps = static_cast<float>(c_.eps);
+    if (res) {
+      a.res = res;
+      rd += static_cast<uint64_t>(g[0].w->view.n_out) * 4;
+      wr += static_cast<uint64_t>(g[0].w->view.n_out) * 4;
+    }
+    if (ids) {
+      if (!counter_) counter_ = std::make_shared<hipdev::Mem>(d_, 256);
+      a.ids = ids;
+      a.rw = rw;
+      a.counter = static_cast<uint32_t*>(counter_->ptr);
+      a.k = i32v(c_.n_expert_used);
+      wr += static_cast<uint64_t>(c_.n_expert_used) * 8;
+    }
+    launch("gemv_fused", {blocks, 1}, 256, a, rd, wr, shared);
+  }
+
+  // QK-norm + RoPE of the pending heads (k's and maybe q's) and the KV store of k and v, in one launch.
+  void heads_now(HipKv& kv, int layer, const Buffer& k, const Buffer& v) {
+    hip::HeadsArgs a{};
+    const int64_t n = b_.n_tokens, hd = c_.head_dim;
+    uint64_t rd = 0, wr = 0;
+    for (const HeadOp& h : heads_) {
+      const bool is_b = h.x == &k;
+      float* x = hf32(*h.x);
+      const float* w = h.norm ? static_cast<const float*>(dev_of(h.norm.device, "a norm weight")) : nullptr;
+      if (is_b) {
+        a.xb = x, a.norm_b = w, a.n_head_b = i32v(h.n_head), a.rope_b = h.rope ? 1 : 0;
+      } else {
+        a.xa = x, a.norm_a = w, a.n_head_a = i32v(h.n_head), a.rope_a = h.rope ? 1 : 0;
+      }
+      const uint64_t bytes = static_cast<uint64_t>(n * h.n_head * hd) * 4;
+      rd += bytes + (h.norm ? static_cast<uint64_t>(hd) * 4 : 0);
+      wr += bytes;
+    }
+    heads_.clear();
+    rd += static_cast<uint64_t>(n * hd / 2) * 8;  // cos, sin
+    a.v = hf32(v);
+    a.kc = static_cast<uint16_t*>(kv.k->ptr);
+    a.vc = static_cast<uint16_t*>(kv.v->ptr);
+    a.n_blocks = kv.shape.n_blocks;
+    a.layer = layer;
+    a.block_tokens = ops::kKvBlock;
+    const uint64_t kvn = static_cast<uint64_t>(n * kv.shape.n_head_kv * hd);
+    rd += kvn * 4;
+    wr += 2 * kvn * 2;
+    a.cs = rope_cs_;
+    a.b = view_;
+    a.head_dim = i32v(hd);
+    a.neox = c_.rope_type == ops::RopeType::Neox ? 1 : 0;
+    a.eps = static_cast<float>(c_.eps);
+    launch("heads_fused", {u32(a.n_head_a + a.n_head_b), u32(n)}, 32, a, rd, wr);
+  }
+
+  // The MoE of one token in two launches: gate + up + SiLU of its experts, then down weighted into x.
+  bool moe_decode(const Matrix& gate, const Matrix& up, const Matrix& down, const Buffer& h, const Buffer& ids,
+                  const Buffer& w, Buffer& x) {
+    const int64_t K = c_.n_expert_used, E = down.view.n_out, F = gate.view.n_out, D = gate.view.n_in;
+    const GgmlType gt = gate.view.type, ut = up.view.type, dt = down.view.type;
+    if (!act_ok(gt, D) || !act_ok(ut, D) || !act_ok(dt, F) || !act_ok(dt, K * F) || up.view.n_out != F || up.view.n_in != D ||
+        down.view.n_in != F || E != D)
+      return false;
+    const bool up_slot = act_kind(ut) != act_kind(gt);
+    const uint32_t sh_gu = act_bytes(gt, D) + (up_slot ? act_bytes(ut, D) : 0);
+    if (sh_gu > kMaxShared) return false;
+    float* g = scratch_f32(K * F);
+    const int32_t* id = static_cast<const int32_t*>(hptr(ids));
+    hip::MoeGateUpArgs gu{static_cast<const uint8_t*>(dev_of(gate.device, "an expert stack")),
+                          static_cast<const uint8_t*>(dev_of(up.device, "an expert stack")), id, hf32(h), g,
+                          static_cast<int64_t>(gate.view.row_bytes), static_cast<int64_t>(gate.mat_stride),
+                          static_cast<int64_t>(up.view.row_bytes), static_cast<int64_t>(up.mat_stride), static_cast<int32_t>(gt),
+                          static_cast<int32_t>(ut), act_kind(gt), act_kind(ut), up_slot ? 1 : 0, i32v(D), i32v(F), i32v(K)};
+    // each selected expert's gate and up rows once (distinct experts per token)
+    launch("moe_gate_up_fused", {u32((F + 31) / 32), u32(K)}, 256, gu,
+           static_cast<uint64_t>(K * F) * (gate.view.row_bytes + up.view.row_bytes) + static_cast<uint64_t>(D * 4 + K * 4),
+           K * F * 4, sh_gu);
+    hip::MoeDownArgs dn{static_cast<const uint8_t*>(dev_of(down.device, "an expert stack")), id, hf32(w), g, hf32(x),
+                        static_cast<int64_t>(down.view.row_bytes), static_cast<int64_t>(down.mat_stride), static_cast<int32_t>(dt),
+                        act_kind(dt), i32v(F), i32v(E), i32v(K)};
+    launch("moe_down_fused", {u32((E + 31) / 32), 1}, 256, dn,
+           static_cast<uint64_t>(K * E) * down.view.row_bytes + static_cast<uint64_t>(K * F * 4 + E * 4 + K * 8), E * 4,
+           act_bytes(dt, K * F));
+    return true;
+  }
+
+  std::optional<GatherOp> gather_;
+  std::optional<NormOp> norm_;
+  std::optional<GemvOp> gemv_;
+  std::vector<HeadOp> heads_;
 };
 
 }  // namespace
