@@ -106,7 +106,8 @@ __device__ inline float block_norm_scale(const float* x, int32_t n, float eps) {
 }
 
 TESSERA_KERNEL(gemv_fused, GemvFusedArgs) {
-  HIP_DYNAMIC_SHARED(uint8_t, sh)
+  HIP_DYNAMIC_SHARED(uint32_t, sh_words)  // 4-byte aligned (f32 scales and values)
+  uint8_t* sh = (uint8_t*)sh_words;
   const float* x = a.x + (a.x_row ? (int64_t)*a.x_row * a.n_in : 0);
   const float scale = a.norm ? block_norm_scale(x, a.n_in, a.eps) : 1.0f;
   const float* nw = a.norm;
@@ -193,7 +194,8 @@ TESSERA_KERNEL(heads_fused, HeadsArgs) {
 }
 
 TESSERA_KERNEL(moe_gate_up_fused, MoeGateUpArgs) {
-  HIP_DYNAMIC_SHARED(uint8_t, sh)
+  HIP_DYNAMIC_SHARED(uint32_t, sh_words)  // 4-byte aligned (f32 scales and values)
+  uint8_t* sh = (uint8_t*)sh_words;
   const int64_t z = blockIdx.y;
   const float* h = a.h + (z / a.k) * a.n_in;
   const auto hx = [&](int i) { return h[i]; };
@@ -218,7 +220,8 @@ TESSERA_KERNEL(moe_gate_up_fused, MoeGateUpArgs) {
 }
 
 TESSERA_KERNEL(moe_down_fused, MoeDownArgs) {
-  HIP_DYNAMIC_SHARED(uint8_t, sh)
+  HIP_DYNAMIC_SHARED(uint32_t, sh_words)  // 4-byte aligned (f32 scales and values)
+  uint8_t* sh = (uint8_t*)sh_words;
   const int64_t t = blockIdx.y;
   const float* g = a.g + t * a.k * a.n_ff;
   const ActRef xg = prepare_act(sh, a.act, a.k * a.n_ff, [&](int i) { return g[i]; });
