@@ -137,8 +137,9 @@ TESSERA_KERNEL(gemv_fused, GemvFusedArgs) {
     wave_sums(acc, nr);
     if (lane == 0)
       for (int r = 0; r < nr; ++r) {
-        m.y[row0 + r] = acc[r];
-        if (a.res && mi == 0) a.res[row0 + r] += acc[r];
+        const float y = m.bias ? acc[r] + m.bias[row0 + r] : acc[r];  // add_f32's bias, then its residual
+        m.y[row0 + r] = y;
+        if (a.res && mi == 0) a.res[row0 + r] += y;
       }
   }
   if (!a.ids) return;

@@ -116,10 +116,11 @@ constexpr uint32_t act_region_bytes(int32_t act, uint32_t n) {
   return act <= 1 ? act_align(n) + act_align(n / 32u * 4u) : act_align(n * 4u);
 }
 
-// One matrix of a fused decode GEMV: rows [0, n_out) of W x into y, in blocks [block0, block0 + ceil(n_out / 32)).
+// One matrix of a fused decode GEMV: rows [0, n_out) of W x (+ bias) into y, in blocks [block0, block0 + ceil(n_out / 32)).
 struct FusedMat {
   const uint8_t* w;
   float* y;
+  const float* bias;  // null: none
   int64_t row_bytes;
   int32_t n_out, wtype, slot, block0;  // slot: the activation region it reads
 };

@@ -187,14 +187,19 @@ class HipStream final : public Stream {
   }
 
   void add_bias(Buffer& y, const Vector& b, int64_t rows) override {
+    for (GemvOp& g : gemvs_)
+      if (g.y == &y && !g.bias && rows == 1 && b.n == g.w->view.n_out) {  // qwen2's q, k, v biases
+        g.bias = b;
+        return;
+      }
     settle();
     elementwise("add_f32", hf32(y), static_cast<const float*>(dev_of(b.device, "a bias")), rows * b.n, b.n);
   }
   void add(Buffer& y, const Buffer& x, int64_t n) override {
-    if (gemv_ && gemv_->y == &x && b_.n_tokens == 1 && n == gemv_->w->view.n_out && &y != gemv_->x && &y != gemv_->y &&
-        !(gemv_->norm && gemv_->norm->x == &y)) {
-      const GemvOp g = *gemv_;  // y += W x' in one launch
-      gemv_.reset();
+    const GemvOp* p = gemvs_.size() == 1 ? &gemvs_[0] : nullptr;
+    if (p && p->y == &x && b_.n_tokens == 1 && n == p->w->view.n_out && &y != p->x && &y != p->y && !(p->norm && p->norm->x == &y)) {
+      const GemvOp g = *p;  // y += W x' in one launch
+      gemvs_.clear();
       gemv_now({&g, 1}, hf32(y));
       return;
     }
@@ -210,9 +215,9 @@ class HipStream final : public Stream {
     if (c_.n_expert > 512 || c_.n_expert_used > c_.n_expert)
       throw_error("hip: route of {} of {} experts (at most 512)", c_.n_expert_used, c_.n_expert);
     if (b_.n_tokens == 0) return;
-    if (gemv_ && gemv_->y == &logits && b_.n_tokens == 1 && gemv_->w->view.n_out == c_.n_expert) {  // with the router GEMV
-      const GemvOp g = *gemv_;
-      gemv_.reset();
+    if (gemvs_.size() == 1 && gemvs_[0].y == &logits && b_.n_tokens == 1 && gemvs_[0].w->view.n_out == c_.n_expert) {
+      const GemvOp g = gemvs_[0];  // with the router GEMV
+      gemvs_.clear();
       gemv_now({&g, 1}, nullptr, static_cast<int32_t*>(hptr(ids)), hf32(w));
       return;
     }
@@ -423,12 +428,13 @@ class HipStream final : public Stream {
     Vector w;
     bool gathered;
   };
-  struct GemvOp {  // y = W x (x rmsnorm'ed first when norm is set); out: y's memory when y is null
+  struct GemvOp {  // y = W x (+ bias) (x rmsnorm'ed first when norm is set); out: y's memory when y is null
     const Matrix* w;
     const Buffer* x;
     Buffer* y;
     std::optional<NormOp> norm;
     float* out = nullptr;
+    Vector bias = {};
   };
   struct GatherOp {
     const Buffer* x;
@@ -482,10 +488,10 @@ class HipStream final : public Stream {
       norm_.reset();
       emit_norm(n);
     }
-    if (gemv_) {
-      const GemvOp g = *gemv_;
-      gemv_.reset();
-      gemv_now({&g, 1});
+    if (!gemvs_.empty()) {
+      std::vector<GemvOp> g;
+      g.swap(gemvs_);
+      gemv_now(g);
     }
     if (!heads) return;
     std::vector<HeadOp> hs;
@@ -505,8 +511,8 @@ class HipStream final : public Stream {
     }
   }
 
-  // Decode GEMVs of one row (q, k, v; gate, up; o; the router): launched together, the pending norm of
-  // their row taken in; a single one waits for an add or route that may take it. False: not fusable.
+  // Decode GEMVs of one row (q, k, v; gate, up; o; the router), the pending norm of their row taken in:
+  // they wait for their biases, or (a single one) an add or route that may join them. False: not fusable.
   bool decode_gemvs(std::span<const MatmulCall> calls) {
     if (b_.n_tokens != 1 || calls.empty() || calls.size() > 3) return false;
     const Buffer* x = calls[0].x;
@@ -533,8 +539,7 @@ class HipStream final : public Stream {
     settle();
     std::vector<GemvOp> g;
     for (const MatmulCall& c : calls) g.push_back({c.w, c.x, c.y, norm});
-    if (g.size() == 1) gemv_ = g[0];
-    else gemv_now(g);
+    gemvs_ = std::move(g);
     return true;
   }
 
@@ -555,7 +560,9 @@ class HipStream final : public Stream {
         shared += act_bytes(v.type, n_in);
       }
       a.m[i] = {static_cast<const uint8_t*>(dev_of(g[i].w->device, "a weight")), g[i].out ? g[i].out : hf32(*g[i].y),
+                g[i].bias ? static_cast<const float*>(dev_of(g[i].bias.device, "a bias")) : nullptr,
                 static_cast<int64_t>(v.row_bytes), i32v(v.n_out), static_cast<int32_t>(v.type), slot, i32v(blocks)};
+      if (g[i].bias) rd += static_cast<uint64_t>(v.n_out) * 4;
       blocks += u32((v.n_out + 31) / 32);
       rd += static_cast<uint64_t>(v.n_out) * v.row_bytes;
       wr += static_cast<uint64_t>(v.n_out) * 4;
@@ -661,7 +668,7 @@ class HipStream final : public Stream {
 
   std::optional<GatherOp> gather_;
   std::optional<NormOp> norm_;
-  std::optional<GemvOp> gemv_;
+  std::vector<GemvOp> gemvs_;
   std::vector<HeadOp> heads_;
 };
 
