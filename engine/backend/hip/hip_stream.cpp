@@ -6,11 +6,11 @@
 // a row's rmsnorm with the GEMVs that read it, a GEMV with the residual add or the router's top-k
 // after it, QK-norms and RoPEs with the KV store, the output row's gather and norm with the head; the
 // MoE in two launches. A layer of qwen3moe is 7 launches. Any other op first launches what waits (settle).
-#include <optional>
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 #include <string>
 #include <vector>
 
