@@ -105,6 +105,20 @@ __device__ inline float block_norm_scale(const float* x, int32_t n, float eps) {
   return scale;
 }
 
+// y[r] (+ bias) for rows row0 .. row0 + nr of matrix m, this wave's (every lane gets the sums).
+__device__ inline void fused_rows(const GemvFusedArgs& a, const FusedMat& m, const uint8_t* sh, int64_t row0, int nr, int lane,
+                                  float* y) {
+  uint32_t moff = 0;  // the matrix's activation region
+  for (int s = 0; s < m.slot; ++s) moff += act_region_bytes(a.slot_act[s], (uint32_t)a.n_in);
+  const uint8_t* rows[4];
+  for (int r = 0; r < 4; ++r) rows[r] = m.w + (row0 + (r < nr ? r : 0)) * m.row_bytes;
+  for (int r = 0; r < 4; ++r) y[r] = 0.0f;
+  dot_rows(m.wtype, rows, nr, act_ref(sh + moff, a.slot_act[m.slot], a.n_in), a.n_in, lane, y);
+  wave_sums(y, nr);
+  if (m.bias)
+    for (int r = 0; r < nr; ++r) y[r] += m.bias[row0 + r];  // add_f32's bias
+}
+
 TESSERA_KERNEL(gemv_fused, GemvFusedArgs) {
   HIP_DYNAMIC_SHARED(uint32_t, sh_words)  // 4-byte aligned (f32 scales and values)
   uint8_t* sh = (uint8_t*)sh_words;
@@ -121,26 +135,29 @@ TESSERA_KERNEL(gemv_fused, GemvFusedArgs) {
     for (int i = (int)threadIdx.x; i < a.n_in; i += (int)blockDim.x) a.norm_y[i] = x[i] * scale * nw[i];
   __syncthreads();
 
-  int mi = 0;
-  while (mi + 1 < a.n_mat && (int)blockIdx.x >= a.m[mi + 1].block0) ++mi;
+  int mi = 0;  // glu: the blocks cover matrix 0's rows, each wave does matrix 1's same rows too
+  while (!a.glu && mi + 1 < a.n_mat && (int)blockIdx.x >= a.m[mi + 1].block0) ++mi;
   const FusedMat& m = a.m[mi];
-  uint32_t moff = 0;  // this matrix's activation region
-  for (int s = 0; s < m.slot; ++s) moff += act_region_bytes(a.slot_act[s], (uint32_t)a.n_in);
   const int64_t row0 = ((int64_t)(blockIdx.x - m.block0) * (blockDim.x / kWave) + threadIdx.x / kWave) * 4;
   const int lane = (int)(threadIdx.x % kWave);
   if (row0 < m.n_out) {  // whole waves
     const int nr = (int)(m.n_out - row0 < 4 ? m.n_out - row0 : 4);
-    const uint8_t* rows[4];
-    for (int r = 0; r < 4; ++r) rows[r] = m.w + (row0 + (r < nr ? r : 0)) * m.row_bytes;
-    float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-    dot_rows(m.wtype, rows, nr, act_ref(sh + moff, a.slot_act[m.slot], a.n_in), a.n_in, lane, acc);
-    wave_sums(acc, nr);
-    if (lane == 0)
+    float y[4];
+    fused_rows(a, m, sh, row0, nr, lane, y);
+    if (a.glu) {
+      float u[4];
+      fused_rows(a, a.m[1], sh, row0, nr, lane, u);
+      if (lane == 0)
+        for (int r = 0; r < nr; ++r) {
+          a.m[1].y[row0 + r] = u[r];
+          m.y[row0 + r] = y[r] / (1.0f + __builtin_expf(-y[r])) * u[r];  // swiglu_f32
+        }
+    } else if (lane == 0) {
       for (int r = 0; r < nr; ++r) {
-        const float y = m.bias ? acc[r] + m.bias[row0 + r] : acc[r];  // add_f32's bias, then its residual
-        m.y[row0 + r] = y;
-        if (a.res && mi == 0) a.res[row0 + r] += y;
+        m.y[row0 + r] = y[r];
+        if (a.res && mi == 0) a.res[row0 + r] += y[r];
       }
+    }
   }
   if (!a.ids) return;
   // the router: the last block to finish sees every logit

@@ -129,7 +129,7 @@ struct FusedMat {
 // rows, grid (sum of ceil(n_out / 32)), block 256, dynamic shared = the slots' regions in order.
 // norm: x is rmsnorm'ed with it first (block 0 writes the normed row to norm_y); res: res += y of matrix 0;
 // ids: after every block, the last one picks the top-k of matrix 0's y (the router's logits) as
-// route_topk does, then resets *counter to 0.
+// route_topk does, then resets *counter to 0. glu: a dense FFN's gate and up with the SwiGLU.
 struct GemvFusedArgs {
   FusedMat m[3];
   const float* x;
@@ -141,6 +141,7 @@ struct GemvFusedArgs {
   float* rw;
   uint32_t* counter;
   int32_t n_mat, n_in, n_slots, k;
+  int32_t glu;  // 1: m[0] gate, m[1] up of the same rows: y0 = silu(y0) * y1 (y1 kept); blocks over m[0] only
   int32_t slot_act[3];
   float eps;
 };

@@ -3,9 +3,10 @@
 // row for the products, one wave per (head, token) for attention, the MoE as gate, up, swiglu, down
 // and a weighted sum over all (token, expert) pairs with the router's ids on the device.
 // Decode (one token): some ops wait for the next one to launch together (kernels/hip/fused.hip):
-// a row's rmsnorm with the GEMVs that read it, a GEMV with the residual add or the router's top-k
-// after it, QK-norms and RoPEs with the KV store, the output row's gather and norm with the head; the
-// MoE in two launches. A layer of qwen3moe is 7 launches. Any other op first launches what waits (settle).
+// a row's rmsnorm with the GEMVs that read it, GEMVs with their biases, a GEMV with the residual add or
+// the router's top-k after it, a dense FFN's gate and up with the SwiGLU, QK-norms and RoPEs with the
+// KV store, the output row's gather and norm with the head; the MoE in two launches. A layer of
+// qwen3moe is 7 launches, of a dense model 6. Any other op first launches what waits (settle).
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
@@ -207,6 +208,13 @@ class HipStream final : public Stream {
     elementwise("add_f32", hf32(y), hf32(x), b_.n_tokens * n, b_.n_tokens * n);
   }
   void swiglu(Buffer& g, const Buffer& u, int64_t n) override {
+    if (gemvs_.size() == 2 && gemvs_[0].y == &g && gemvs_[1].y == &u && n == gemvs_[0].w->view.n_out &&
+        n == gemvs_[1].w->view.n_out) {  // a dense FFN's gate and up: with their GEMVs
+      std::vector<GemvOp> gu;
+      gu.swap(gemvs_);
+      gemv_now(gu, nullptr, nullptr, nullptr, true);
+      return;
+    }
     settle();
     elementwise("swiglu_f32", hf32(g), hf32(u), b_.n_tokens * n, b_.n_tokens * n);
   }
@@ -544,8 +552,8 @@ class HipStream final : public Stream {
   }
 
   // gemv_fused over up to 3 GEMVs of one row (their common norm in g[0]); res: res += y of g[0];
-  // ids: the router's top-k of g[0]'s y into ids / rw.
-  void gemv_now(std::span<const GemvOp> g, float* res = nullptr, int32_t* ids = nullptr, float* rw = nullptr) {
+  // ids: the router's top-k of g[0]'s y into ids / rw; glu: g[0] = silu(g[0]) * g[1] (gate, up).
+  void gemv_now(std::span<const GemvOp> g, float* res = nullptr, int32_t* ids = nullptr, float* rw = nullptr, bool glu = false) {
     hip::GemvFusedArgs a{};
     const int64_t n_in = g[0].w->view.n_in;
     uint32_t shared = 0, blocks = 0;
@@ -568,6 +576,10 @@ class HipStream final : public Stream {
       wr += static_cast<uint64_t>(v.n_out) * 4;
     }
     a.n_mat = i32v(static_cast<int64_t>(g.size()));
+    if (glu) {
+      a.glu = 1;
+      blocks = u32((g[0].w->view.n_out + 31) / 32);
+    }
     a.n_in = i32v(n_in);
     rd += static_cast<uint64_t>(n_in) * 4;
     const std::optional<NormOp>& n = g[0].norm;
