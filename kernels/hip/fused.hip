@@ -2,7 +2,8 @@
 // Each GEMV block prepares the activation row it reads in dynamic shared memory (rmsnorm'ed first
 // where asked, then rounded as quantize_act rounds), so no quantize launch and no normed row round
 // trip; the dot products run in matmul_q8 / matmul_f's lane order, the sums in their wave order.
-// gemv_fused: rmsnorm + q, k, v (or gate, up) in one launch; o / down + residual add; router + top-k.
+// gemv_fused: rmsnorm + q, k, v (+ biases) or gate + up (+ SwiGLU) in one launch; o / down + residual
+// add; norm + router + top-k; gather + output norm + head.
 // heads_fused: QK-norm + RoPE of q and k + the KV store. moe_gate_up_fused, moe_down_fused: the
 // selected experts with ids (and routing weights) read on the device.
 #include "kernels/hip/common.h"
