@@ -46,7 +46,9 @@ struct KvStoreArgs {  // grid (n_tokens), block 256
   int32_t n_head_kv, head_dim, n_blocks, layer, block_tokens;
 };
 
-struct AttentionArgs {  // one wave per (head, token); grid (n_head, n_tokens), block 32
+// attention_f16: one wave per (head, token); grid (n_head, n_tokens), block 32.
+// attention_split_f16: one wave per (key range, head, token); grid (n_split * n_head, n_tokens), block 32.
+struct AttentionArgs {
   const float* q;  // [n_tokens][n_head][head_dim]
   float* out;
   const uint16_t* kc;
@@ -54,6 +56,10 @@ struct AttentionArgs {  // one wave per (head, token); grid (n_head, n_tokens), 
   BatchView b;
   int32_t n_head, n_head_kv, head_dim, n_blocks, layer, block_tokens;
   float scale;
+  // split only: keys s * range .. s * range + range - 1 in block s of a head
+  float* part;        // [n_tokens][n_head][n_split][max, sum, output[head_dim]]
+  uint32_t* counter;  // [n_tokens][n_head] blocks done, 0 between launches
+  int32_t n_split, range;
 };
 
 // Activations for a weight type's matmul: Q8 (int8 values, f32 scale per 32) or rounded f32 values.

@@ -650,7 +650,9 @@ INSTANTIATE_TEST_SUITE_P(
                       AttnCase{false, 8, 1, 600, 1, 0, 0},    // one KV head, 19 blocks: keys split over threads
                       AttnCase{false, 5, 5, 40, 2, 0, 0},     // no grouping, odd head count
                       AttnCase{true, 0, 0, 0, 3, 0, 0},       // Qwen3-30B-A3B prompt
-                      AttnCase{true, 0, 0, 130, 1, 45, 2}),   // Qwen3-30B-A3B decoding two sequences
+                      AttnCase{true, 0, 0, 130, 1, 45, 2},    // Qwen3-30B-A3B decoding two sequences
+                      AttnCase{false, 0, 0, 2000, 1, 0, 0},   // decode, long context (hip: 8 key ranges)
+                      AttnCase{true, 0, 0, 1000, 1, 2900, 1}),  // two long ones (hip: 12 ranges, A's last 8 empty)
     [](const auto& i) {
       const AttnCase& p = i.param;
       std::string s = std::string(p.real ? "real" : "small") + (p.n_head ? "_h" + std::to_string(p.n_head) + "kv" + std::to_string(p.n_head_kv) : "") +

@@ -1,7 +1,8 @@
 // The HIP backends' Stream: every op is one or a few kernel launches (kernels/hip/*.hip) on the device
 // (hip_device.h), in order; host results (logits) are copied at sync(). Batches: one wave per output
-// row for the products, one wave per (head, token) for attention, the MoE as gate, up, swiglu, down
-// and a weighted sum over all (token, expert) pairs with the router's ids on the device.
+// row for the products, one wave per (head, token) for attention (per range of keys and head when a few
+// tokens read a long context), the MoE as gate, up, swiglu, down and a weighted sum over all (token,
+// expert) pairs with the router's ids on the device.
 // Decode (one token): some ops wait for the next one to launch together (kernels/hip/fused.hip):
 // a row's rmsnorm with the GEMVs that read it, GEMVs with their biases, a GEMV with the residual add or
 // the router's top-k after it, a dense FFN's gate and up with the SwiGLU, QK-norms and RoPEs with the
@@ -161,13 +162,33 @@ class HipStream final : public Stream {
     settle();
     hip::AttentionArgs a{hf32(q), hf32(out), static_cast<const uint16_t*>(s.k->ptr), static_cast<const uint16_t*>(s.v->ptr),
                          view_, i32v(c_.n_head), s.shape.n_head_kv, s.shape.head_dim, s.shape.n_blocks, layer,
-                         ops::kKvBlock, static_cast<float>(1.0 / std::sqrt(static_cast<double>(s.shape.head_dim)))};
+                         ops::kKvBlock, static_cast<float>(1.0 / std::sqrt(static_cast<double>(s.shape.head_dim))),
+                         nullptr, nullptr, 1, 0};
     uint64_t keys = 0;
-    for (int64_t t = 0; t < b_.n_tokens; ++t) keys += static_cast<uint64_t>(b_.pos[t] + 1);
+    int64_t ctx = 0;
+    for (int64_t t = 0; t < b_.n_tokens; ++t) {
+      keys += static_cast<uint64_t>(b_.pos[t] + 1);
+      ctx = std::max<int64_t>(ctx, b_.pos[t] + 1);
+    }
     const uint64_t row = static_cast<uint64_t>(c_.n_head * s.shape.head_dim * 4);
     // K and V of each key once per KV head group (a device cache serves the heads that share them)
-    launch("attention_f16", {u32(c_.n_head), u32(b_.n_tokens)}, 32, a,
-           b_.n_tokens * row + keys * 2 * s.shape.n_head_kv * s.shape.head_dim * 2, b_.n_tokens * row);
+    const uint64_t rd = b_.n_tokens * row + keys * 2 * s.shape.n_head_kv * s.shape.head_dim * 2;
+    // decode over a long context: a block per range of keys (kSplitKeys, at most kMaxSplit ranges)
+    constexpr int64_t kSplitMinKeys = 512, kSplitKeys = 256, kMaxSplit = 64, kMaxSplitTokens = 4;
+    if (b_.n_tokens > kMaxSplitTokens || ctx < kSplitMinKeys) {
+      launch("attention_f16", {u32(c_.n_head), u32(b_.n_tokens)}, 32, a, rd, b_.n_tokens * row);
+      return;
+    }
+    const int64_t n_split = std::min((ctx + kSplitKeys - 1) / kSplitKeys, kMaxSplit);
+    a.n_split = i32v(n_split);
+    a.range = i32v(((ctx + n_split - 1) / n_split + hip::kWave - 1) / hip::kWave * hip::kWave);
+    const int64_t heads = b_.n_tokens * c_.n_head, part = heads * n_split * (s.shape.head_dim + 2);
+    a.part = scratch_f32(part);
+    if (!attn_counter_ || attn_counter_->bytes < static_cast<size_t>(heads) * 4)
+      attn_counter_ = std::make_shared<hipdev::Mem>(d_, static_cast<size_t>(heads) * 4);  // zeroed
+    a.counter = static_cast<uint32_t*>(attn_counter_->ptr);
+    launch("attention_split_f16", {u32(n_split * c_.n_head), u32(b_.n_tokens)}, 32, a, rd + part * 4,
+           b_.n_tokens * row + part * 4);
   }
 
   void matmul(std::span<const MatmulCall> calls) override {
@@ -425,6 +446,7 @@ class HipStream final : public Stream {
   std::vector<HostCopy> after_sync_;
   const bool fuse_;
   std::shared_ptr<hipdev::Mem> counter_;  // gemv_fused's router: blocks done (0 between launches)
+  std::shared_ptr<hipdev::Mem> attn_counter_;  // attention_split_f16: blocks done per head (0 between launches)
 
   // ---- decode fusions (kernels/hip/fused.hip) ----
   // Dynamic shared memory a fused block may use for its activation regions (RDNA: 64 KiB per block).
