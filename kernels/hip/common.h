@@ -13,7 +13,7 @@ namespace tessera::hip {
 // ggml type ids (gguf/ggml_types.h) the kernels decode.
 enum : int32_t {
   kF32 = 0, kF16 = 1, kQ4_0 = 2, kQ4_1 = 3, kQ5_0 = 6, kQ5_1 = 7, kQ8_0 = 8,
-  kQ4_K = 12, kQ5_K = 13, kQ6_K = 14, kIQ4_NL = 20, kBF16 = 30,
+  kQ4_K = 12, kQ5_K = 13, kQ6_K = 14, kIQ4_NL = 20, kIQ4_XS = 23, kBF16 = 30, kMXFP4 = 39,
 };
 
 #if defined(TESSERA_HIP_DEVICE)
@@ -94,6 +94,15 @@ __device__ inline void k4_scale_min(const uint8_t* s, int j, int* sc, int* m) {
 // Values 16c .. 16c+15 of a quantized row: q[i] codes, value = d * q[i] + m.
 __device__ inline void unpack16(int32_t type, const uint8_t* row, int64_t c, int8_t* q, float* d, float* m) {
   *m = 0.0f;
+  if (type == kIQ4_XS) {  // 256-value super-blocks: 8 sub-blocks of 32, d * (6-bit scale - 32) each
+    const block_iq4_xs* b = (const block_iq4_xs*)(row + c / 16 * sizeof(block_iq4_xs));
+    const int v0 = (int)(c % 16) * 16, ib = v0 / 32;
+    const int ls = ((b->scales_l[ib / 2] >> (4 * (ib % 2))) & 15) | (((b->scales_h >> (2 * ib)) & 3) << 4);
+    *d = half_at((const uint8_t*)&b->d) * (float)(ls - 32);
+    const uint8_t* qs = b->qs + ib * 16;
+    for (int i = 0; i < 16; ++i) q[i] = kIQ4NLValues[v0 % 32 ? qs[i] >> 4 : qs[i] & 15];
+    return;
+  }
   if (type == kQ4_K || type == kQ5_K || type == kQ6_K) {
     const int64_t blk = c / 16;  // 256-value super-block
     const int v0 = (int)(c % 16) * 16;
@@ -146,6 +155,12 @@ __device__ inline void unpack16(int32_t type, const uint8_t* row, int64_t c, int
         const int nib = j0 ? b->qs[i] >> 4 : b->qs[i] & 15;
         q[i] = (int8_t)(type == kQ4_0 ? nib - 8 : kIQ4NLValues[nib]);
       }
+      return;
+    }
+    case kMXFP4: {  // E2M1 codes doubled (kMXFP4Values), so d is half the E8M0 scale (gguf e8m0_half)
+      const block_mxfp4* b = (const block_mxfp4*)(row + blk * sizeof(block_mxfp4));
+      *d = f32_from_bits(b->e < 2 ? 0x00200000u << b->e : (uint32_t)(b->e - 1) << 23);
+      for (int i = 0; i < 16; ++i) q[i] = kMXFP4Values[j0 ? b->qs[i] >> 4 : b->qs[i] & 15];
       return;
     }
     case kQ4_1: {

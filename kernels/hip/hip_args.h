@@ -46,7 +46,9 @@ struct KvStoreArgs {  // grid (n_tokens), block 256
   int32_t n_head_kv, head_dim, n_blocks, layer, block_tokens;
 };
 
-struct AttentionArgs {  // one wave per (head, token); grid (n_head, n_tokens), block 32
+// attention_f16: one wave per (head, token); grid (n_head, n_tokens), block 32.
+// attention_split_f16: one wave per (key range, head, token); grid (n_split * n_head, n_tokens), block 32.
+struct AttentionArgs {
   const float* q;  // [n_tokens][n_head][head_dim]
   float* out;
   const uint16_t* kc;
@@ -54,6 +56,10 @@ struct AttentionArgs {  // one wave per (head, token); grid (n_head, n_tokens), 
   BatchView b;
   int32_t n_head, n_head_kv, head_dim, n_blocks, layer, block_tokens;
   float scale;
+  // split only: keys s * range .. s * range + range - 1 in block s of a head
+  float* part;        // [n_tokens][n_head][n_split][max, sum, output[head_dim]]
+  uint32_t* counter;  // [n_tokens][n_head] blocks done, 0 between launches
+  int32_t n_split, range;
 };
 
 // Activations for a weight type's matmul: Q8 (int8 values, f32 scale per 32) or rounded f32 values.
@@ -129,6 +135,88 @@ struct MoeSumArgs {  // x[t][i] += sum_j w[t][j] y[t * k + j][i]; grid (ceil(n_t
   const float* w;
   int64_t n;
   int32_t n_embd, k;
+};
+
+// ---- fused decode kernels (kernels/hip/fused.hip): each block prepares the activation row it reads in
+// dynamic shared memory (normed first where asked), as quantize_act would have written it.
+
+// Shared bytes of one activation region of n values: act 0/1 (Q8_0 / Q8_K): int8 codes then an f32
+// scale per 32; act 2/3/4 (F16 / BF16 / F32): the (rounded) f32 values.
+constexpr uint32_t act_align(uint32_t n) { return (n + 15u) / 16u * 16u; }
+constexpr uint32_t act_region_bytes(int32_t act, uint32_t n) {
+  return act <= 1 ? act_align(n) + act_align(n / 32u * 4u) : act_align(n * 4u);
+}
+
+// One matrix of a fused decode GEMV: rows [0, n_out) of W x (+ bias) into y, in blocks [block0, block0 + ceil(n_out / 32)).
+struct FusedMat {
+  const uint8_t* w;
+  float* y;
+  const float* bias;  // null: none
+  int64_t row_bytes;
+  int32_t n_out, wtype, slot, block0;  // slot: the activation region it reads
+};
+
+// y_j = W_j x for up to 3 matrices sharing one activation row x (q, k, v; gate, up): one wave per 4
+// rows, grid (sum of ceil(n_out / 32)), block 256, dynamic shared = the slots' regions in order.
+// norm: x is rmsnorm'ed with it first (block 0 writes the normed row to norm_y); res: res += y of matrix 0;
+// ids: after every block, the last one picks the top-k of matrix 0's y (the router's logits) as
+// route_topk does, then resets *counter to 0. glu: a dense FFN's gate and up with the SwiGLU.
+struct GemvFusedArgs {
+  FusedMat m[3];
+  const float* x;
+  const uint32_t* x_row;  // null: row 0 of x; else x's row *x_row (the batch's output row)
+  const float* norm;
+  float* norm_y;
+  float* res;
+  int32_t* ids;
+  float* rw;
+  uint32_t* counter;
+  int32_t n_mat, n_in, n_slots, k;
+  int32_t glu;  // 1: m[0] gate, m[1] up of the same rows: y0 = silu(y0) * y1 (y1 kept); blocks over m[0] only
+  int32_t slot_act[3];
+  float eps;
+};
+
+// QK-norm (optional), RoPE and the KV store of one layer's q and k heads in one launch: blocks x <
+// n_head_a work on a's heads, the others on b's (k); with kc set, b's heads and v's are stored into the
+// KV blocks. One wave per (head, token); grid (n_head_a + n_head_b, n_tokens), block 32.
+struct HeadsArgs {
+  float* xa;
+  const float* norm_a;  // null: no QK-norm
+  float* xb;
+  const float* norm_b;
+  const float* v;
+  uint16_t* kc;  // null: no store
+  uint16_t* vc;
+  const float* cs;
+  BatchView b;
+  int32_t n_head_a, rope_a, n_head_b, rope_b, head_dim, neox, n_blocks, layer, block_tokens;
+  float eps;
+};
+
+// The routed experts of decode: g[z] = silu(Wgate_e h) * Wup_e h for pairs z = (token t, slot j),
+// e = ids[z], h = h[t]. Grid (ceil(n_ff / 32), pairs), block 256; shared: gate's region, then up's when
+// its activation type differs (up_slot 1).
+struct MoeGateUpArgs {
+  const uint8_t* wg;
+  const uint8_t* wu;
+  const int32_t* ids;
+  const float* h;  // [n_tokens][n_in]
+  float* g;        // [pairs][n_ff]
+  int64_t g_row_bytes, g_stride, u_row_bytes, u_stride;
+  int32_t g_type, u_type, g_act, u_act, up_slot, n_in, n_ff, k;
+};
+
+// x[t] += sum_j w[t][j] Wdown_e(t,j) g[t * k + j]: grid (ceil(n_embd / 32), n_tokens), block 256; shared:
+// the token's k rows of g as one region of k * n_ff values.
+struct MoeDownArgs {
+  const uint8_t* w;
+  const int32_t* ids;
+  const float* rw;
+  const float* g;
+  float* x;
+  int64_t row_bytes, stride;
+  int32_t wtype, act, n_ff, n_embd, k;
 };
 
 }  // namespace tessera::hip

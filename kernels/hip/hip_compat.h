@@ -80,6 +80,9 @@ __device__ inline int __reduce_min_sync(unsigned long long, int v) {
   return v;
 }
 
+// Device-scope ordering of global memory (release before, acquire after an atomic that hands work over).
+__device__ inline void __threadfence() { __builtin_amdgcn_fence(__ATOMIC_SEQ_CST, "agent"); }
+
 __device__ inline float atomicAdd(float* p, float v) {
   return __hip_atomic_fetch_add(p, v, __ATOMIC_RELAXED, __HIP_MEMORY_SCOPE_AGENT);
 }
@@ -97,6 +100,7 @@ __device__ inline int atomicCAS(int* p, int cmp, int v) {
 #else  // host: the emulator
 
 #include "kernels/hip/emu/hip_emu.h"
+inline void __threadfence() { __atomic_thread_fence(__ATOMIC_SEQ_CST); }
 
 #endif
 

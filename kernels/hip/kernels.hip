@@ -5,6 +5,7 @@
 #include "kernels/hip/matmul.hip"
 #include "kernels/hip/matmul_wmma.hip"
 #include "kernels/hip/route.hip"
+#include "kernels/hip/fused.hip"  // after the files whose helpers it uses
 
 #if !defined(TESSERA_HIP_DEVICE)
 // Referenced by the hip-emu backend so that the linker keeps this file (and its kernels' registrations).

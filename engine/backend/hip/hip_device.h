@@ -17,6 +17,7 @@ struct Launch {
   uint32_t grid[3] = {1, 1, 1}, block[3] = {1, 1, 1};
   const void* args = nullptr;
   size_t args_bytes = 0;
+  uint32_t shared_bytes = 0;  // dynamic shared memory per block
   uint64_t bytes_read = 0, bytes_written = 0;
 };
 

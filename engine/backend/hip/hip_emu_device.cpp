@@ -36,6 +36,7 @@ class EmuDevice final : public Device {
     e.name = l.kernel;
     e.grid = {l.grid[0], l.grid[1], l.grid[2]};
     e.block = {l.block[0], l.block[1], l.block[2]};
+    e.dynamic_shared = l.shared_bytes;
     e.bytes_read = l.bytes_read;
     e.bytes_written = l.bytes_written;
     const void* args = l.args;

@@ -124,7 +124,7 @@ class RuntimeDevice final : public Device {
     hipFunction_t& f = functions_[l.kernel];
     if (!f) check(a_.hipModuleGetFunction(&f, module_, l.kernel), l.kernel);
     void* params[] = {const_cast<void*>(l.args)};
-    check(a_.hipModuleLaunchKernel(f, l.grid[0], l.grid[1], l.grid[2], l.block[0], l.block[1], l.block[2], 0, nullptr,
+    check(a_.hipModuleLaunchKernel(f, l.grid[0], l.grid[1], l.grid[2], l.block[0], l.block[1], l.block[2], l.shared_bytes, nullptr,
                                    params, nullptr),
           l.kernel);
   }
