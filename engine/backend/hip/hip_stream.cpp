@@ -196,7 +196,11 @@ class HipStream final : public Stream {
   }
 
   void matmul(std::span<const MatmulCall> calls) override {
-    if (fuse_ && decode_gemvs(calls)) return;
+    // a batch the WMMA kernels take (TESSERA_HIP_WMMA_MIN_TOKENS can force 1 token) is not a fused decode
+    const bool any_wmma = std::any_of(calls.begin(), calls.end(), [&](const MatmulCall& c) {
+      return use_wmma(*c.w, c.rows < 0 ? b_.n_tokens : c.rows);
+    });
+    if (fuse_ && !any_wmma && decode_gemvs(calls)) return;
     settle();
     const Buffer* last_x = nullptr;  // q, k and v often share x: quantize it once
     int last_act = -1;
@@ -268,8 +272,8 @@ class HipStream final : public Stream {
     const int64_t n = b_.n_tokens, K = c_.n_expert_used, pairs = n * K, E = down.view.n_out, F = gate.view.n_out;
     if (n == 0) return;
     settle();
-    if (fuse_ && n == 1 && moe_decode(gate, up, down, h, ids, w, x)) return;
     if (moe_wmma(gate, up, down, h, ids, w, x)) return;
+    if (fuse_ && n == 1 && moe_decode(gate, up, down, h, ids, w, x)) return;
     float* g = scratch_f32(pairs * F);
     float* u = scratch_f32(pairs * F);
     float* y = scratch_f32(pairs * E);
@@ -306,7 +310,7 @@ class HipStream final : public Stream {
     std::optional<NormOp> norm;
     if (norm_ && norm_->y == &h) norm.swap(norm_);
     settle();
-    if (fuse_ && b_.n_out == 1 && act_ok(w.view.type, w.view.n_in)) {
+    if (fuse_ && b_.n_out == 1 && !use_wmma(w, 1) && act_ok(w.view.type, w.view.n_in)) {
       GemvOp g{&w, &h, nullptr, norm, out};
       gemv_now({&g, 1});
     } else {
