@@ -47,7 +47,7 @@ struct Buf {
 };
 
 // Storage buffer bindings every shader's one descriptor set has (unused ones point at a dummy buffer).
-inline constexpr int kBindings = 8;
+inline constexpr int kBindings = 10;
 inline constexpr uint32_t kPushBytes = 128;
 
 class Device : public std::enable_shared_from_this<Device> {
