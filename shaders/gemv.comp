@@ -1,5 +1,8 @@
 #version 460
 #extension GL_GOOGLE_include_directive : require
+#if defined(SUBGROUP)
+#extension GL_KHR_shader_subgroup_arithmetic : require
+#endif
 // Decode GEMV, y = W x for one token: kRows output rows per workgroup, which quantizes x into shared
 // memory itself once for all of them (common/act_shared.glsl: no quantize dispatch). Each row sums as
 // matmul.comp does (64 strided partial sums, then a tree), so both give the same values.
@@ -10,6 +13,9 @@
 // QKV (with NORM): the q, k and v projections of the normed row in one dispatch, the workgroups over
 //   q's rows first, then k's, then v's; q and k of one type, v of that type or of V_<type> with the
 //   same activation type (Q4_K_M files keep some v in Q6_K).
+// SUBGROUP (devices with subgroup arithmetic, subgroups of >= 4): the kRows row sums each reduced by
+//   subgroupAdd, then over the subgroups in order, with one barrier for all rows (the tree takes 7 per
+//   row); the values differ from matmul.comp's in the last bits (another summation order).
 // ROUTE (with NORM): y are the router's logits; the last workgroup to finish (a counter that it resets)
 //   picks the token's experts from them (common/route.glsl, as route.comp does): one dispatch less.
 // Reference: the `_ref` matmul kernels (kernels/ref), RefStream::rmsnorm, RefStream::add.
@@ -82,6 +88,20 @@ layout(push_constant) uniform P { uint n_in, n_out, row_bytes; float eps; uint n
 const uint kRows = 4;
 shared float part[64];
 
+// output row r of the matrix this workgroup works on
+void put(uint r, float v) {
+#if defined(QKV)
+  if (wsel == 0u) y[r] = v;
+  else if (wsel == 1u) yk[r] = v;
+  else yv[r] = v;
+#else
+  y[r] = v;
+#endif
+#if defined(ADD)
+  res[r] += v;
+#endif
+}
+
 void main() {
   const uint wg = gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x, tid = gl_LocalInvocationID.x;
   uint r0 = wg * kRows, n_out = p.n_out, row_bytes = p.row_bytes;
@@ -126,29 +146,32 @@ void main() {
     else
 #endif
       for (uint i = tid; i < p.n_in; i += 64u) acc += dequant(row + (i / QK) * QBYTES, i % QK) * xs[i];
+#if defined(SUBGROUP)
+    acc = subgroupAdd(acc);
+    if (subgroupElect()) part[(r - r0) * 16u + gl_SubgroupID] = acc;  // <= 16 subgroups of >= 4
+  }
+  barrier();
+  if (tid < min(kRows, n_out - r0)) {
+    const uint r = r0 + tid;
+    float sum = 0.0;
+    for (uint g = 0u; g < gl_NumSubgroups; ++g) sum += part[tid * 16u + g];
+    put(r, sum);
+  }
+#else
     part[tid] = acc;
     barrier();
     for (uint s = 32u; s > 0u; s >>= 1) {
       if (tid < s) part[tid] += part[tid + s];
       barrier();
     }
-    if (tid == 0u) {
-#if defined(QKV)
-      if (wsel == 0u) y[r] = part[0];
-      else if (wsel == 1u) yk[r] = part[0];
-      else yv[r] = part[0];
-#else
-      y[r] = part[0];
-#endif
-#if defined(ADD)
-      res[r] += part[0];
-#endif
-    }
+    if (tid == 0u) put(r, part[0]);
     barrier();
   }
+#endif
 #if defined(ROUTE)
+  memoryBarrierBuffer();  // this workgroup's logits before its count
+  barrier();
   if (tid == 0u) {
-    memoryBarrierBuffer();  // this workgroup's logits before its count
     last = atomicAdd(done, 1u) == (p.n_out + kRows - 1u) / kRows - 1u;
   }
   barrier();

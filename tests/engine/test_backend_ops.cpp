@@ -30,6 +30,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <deque>
 #include <functional>
@@ -855,8 +856,8 @@ struct DecodeCase {
 };
 void PrintTo(const DecodeCase& p, std::ostream* os) { *os << type_name(p.qk) << "/" << type_name(p.v); }
 class DecodeSequence : public OpTest<DecodeCase> {};
-TEST_P(DecodeSequence, MatchesRef) {
-  const GgmlType t = GetParam().qk, tv = GetParam().v;
+void decode_case(const DecodeCase& p) {
+  const GgmlType t = p.qk, tv = p.v;
   const std::string tn(type_name(t)), tvn(type_name(tv));
   uint64_t seed = 90;
   Twin tw(real_config());
@@ -909,6 +910,17 @@ TEST_P(DecodeSequence, MatchesRef) {
   ASSERT_GT(sorted[static_cast<size_t>(K - 1)] - sorted[static_cast<size_t>(K)], 1e-4f) << "seed gives a near tie: change it";
   for (int64_t j = 0; j < K; ++j) ASSERT_EQ(ids.i(kCpu)[j], ids.i(kRef)[j]) << "route after the router: slot " << j;
   check("decode seq", "route " + std::to_string(K) + " of " + std::to_string(X), "f32", w.f(kCpu), w.f(kRef), w.n, nb);
+}
+TEST_P(DecodeSequence, MatchesRef) { decode_case(GetParam()); }
+// vulkan: the gemv shaders' shared-memory reductions, which devices without subgroup arithmetic take
+// (lavapipe has it, so they would go untested)
+TEST_P(DecodeSequence, SharedMemoryReductions) {
+  if (kUnderTest != "vulkan") GTEST_SKIP() << kUnderTest << ": no subgroup variants (a vulkan switch)";
+  setenv("TESSERA_VULKAN_NO_SUBGROUPS", "1", 1);
+  struct Unset {
+    ~Unset() { unsetenv("TESSERA_VULKAN_NO_SUBGROUPS"); }
+  } unset;
+  decode_case(GetParam());
 }
 const DecodeCase kDecodeCases[] = {{GgmlType::Q4_K, GgmlType::Q4_K}, {GgmlType::Q6_K, GgmlType::Q6_K},
                                    {GgmlType::IQ4_NL, GgmlType::IQ4_NL}, {GgmlType::Q8_0, GgmlType::Q8_0},

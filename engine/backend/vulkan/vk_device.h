@@ -21,6 +21,7 @@ struct DeviceInfo {
   uint64_t device_local_bytes = 0;
   bool host_visible_device_local = false;  // unified memory (or resizable BAR): no staging needed
   uint32_t subgroup_size = 0;
+  bool subgroup_arith = false;  // subgroup arithmetic in compute shaders
   uint32_t max_shared_bytes = 0;           // maxComputeSharedMemorySize (workgroup shared memory)
   bool coopmat = false;                    // VK_KHR_cooperative_matrix
   std::vector<std::string> coopmat_shapes; // "8x8x8 f16*f16->f32 subgroup"

@@ -3,6 +3,7 @@
 // dispatch. Descriptor sets come from a pool reset at each sync. Shaders: shaders/*.comp.
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <optional>
@@ -187,6 +188,9 @@ vk::Buf& dev_of(const std::shared_ptr<void>& p, const char* what) {
 class VulkanStream final : public Stream {
  public:
   VulkanStream(std::shared_ptr<vk::Device> d, const ModelConfig& c, bool profile) : hold_(std::move(d)), d_(*hold_), c_(c) {
+    // the gemv shaders' subgroup reductions (<= 16 subgroups in a workgroup of 64); the shared-memory
+    // tree without (or with TESSERA_VULKAN_NO_SUBGROUPS set, to test it)
+    sg_ = d_.info().subgroup_arith && d_.info().subgroup_size >= 4 && !std::getenv("TESSERA_VULKAN_NO_SUBGROUPS");
     if (profile) prof_ = std::make_unique<Profile>(d_);
     VkDescriptorPoolSize ps{VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, kSets * vk::kBindings};
     VkDescriptorPoolCreateInfo pi{VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO};
@@ -442,7 +446,7 @@ class VulkanStream final : public Stream {
         } pc{u32(m.view.n_in), u32(m.view.n_out), u32(static_cast<int64_t>(m.view.row_bytes)), static_cast<float>(c_.eps),
              u32(c_.n_expert_used)};
         const uint64_t wb = uint64_t(m.view.n_out) * m.view.row_bytes, xb = uint64_t(m.view.n_in) * kF;
-        dispatch(name, {&dev_of(m.device, "a weight"), &vbuf(*g.norm->x), &vbuf(*g.y), &dev_of(g.norm->w.device, "a norm weight"),
+        dispatch(gemv_variant(name), {&dev_of(m.device, "a weight"), &vbuf(*g.norm->x), &vbuf(*g.y), &dev_of(g.norm->w.device, "a norm weight"),
                         &vbuf(*g.norm->y), &vbuf(ids), &vbuf(w), done_.get()},
                  &pc, sizeof pc, split(static_cast<uint64_t>((m.view.n_out + 3) / 4)),
                  weights(wb + xb, xb + uint64_t(m.view.n_out) * kF));
@@ -586,13 +590,17 @@ class VulkanStream final : public Stream {
     const Grid g = split(static_cast<uint64_t>((w.view.n_out + 3) / 4));
     vk::Buf& wd = dev_of(w.device, "a weight");
     if (norm)
-      dispatch("gemv_norm_" + t, {&wd, &x, &y, &dev_of(norm->w.device, "a norm weight"), &vbuf(*norm->y)}, &pc, sizeof pc, g,
+      dispatch(gemv_variant("gemv_norm_" + t), {&wd, &x, &y, &dev_of(norm->w.device, "a norm weight"), &vbuf(*norm->y)}, &pc, sizeof pc, g,
                weights(wb + xb, xb));
     else if (res)
-      dispatch("gemv_add_" + t, {&wd, &x, &y, res}, &pc, sizeof pc, g, weights(wb, xb + uint64_t(w.view.n_out) * kF));
+      dispatch(gemv_variant("gemv_add_" + t), {&wd, &x, &y, res}, &pc, sizeof pc, g, weights(wb, xb + uint64_t(w.view.n_out) * kF));
     else
-      dispatch("gemv_" + t, {&wd, &x, &y}, &pc, sizeof pc, g, weights(wb, xb));
+      dispatch(gemv_variant("gemv_" + t), {&wd, &x, &y}, &pc, sizeof pc, g, weights(wb, xb));
   }
+  // A gemv shader's name with subgroup reductions where the device has them (every gemv variant has
+  // its _sg twin: shaders/variants.txt).
+  std::string gemv_variant(std::string name) const { return sg_ ? name + "_sg" : name; }
+
   // A decode gemv waiting for the add of its output (gemv_add) or, normed, for the route of its
   // output (gemv_norm_route); anything else settles it.
   struct PendingGemv {
@@ -627,7 +635,7 @@ class VulkanStream final : public Stream {
       groups += uint64_t(m->view.n_out + 3) / 4;
     }
     const uint64_t xb = uint64_t(q.view.n_in) * kF;
-    dispatch(name, {&dev_of(q.device, "a weight"), &vbuf(*n.x), &vbuf(*calls[0].y), &dev_of(n.w.device, "a norm weight"), &vbuf(*n.y),
+    dispatch(gemv_variant(name), {&dev_of(q.device, "a weight"), &vbuf(*n.x), &vbuf(*calls[0].y), &dev_of(n.w.device, "a norm weight"), &vbuf(*n.y),
                     &dev_of(k.device, "a weight"), &vbuf(*calls[1].y), &dev_of(v.device, "a weight"), &vbuf(*calls[2].y)},
              &pc, sizeof pc, split(groups), weights(wb + xb, xb));
     return true;
@@ -806,6 +814,7 @@ class VulkanStream final : public Stream {
   std::optional<PendingGemv> gemv_;
   std::optional<PendingRope> pend_rope_, pend_rope_q_;
   bool settling_ = false;
+  bool sg_ = false;
 };
 
 }  // namespace
