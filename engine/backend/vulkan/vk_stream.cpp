@@ -435,7 +435,8 @@ class VulkanStream final : public Stream {
       throw_error("vulkan: route of {} of {} experts (at most 64 used)", c_.n_expert_used, c_.n_expert);
     if (gemv_ && gemv_->norm && gemv_->y == &logits && b_.n_tokens == 1 && gemv_->w->view.n_out == c_.n_expert) {
       const std::string name = "gemv_norm_route_" + std::string(type_name(gemv_->w->view.type));
-      if (!vk::find_shader(name).empty()) {  // the router's GEMV picks the experts too
+      // the router's GEMV picks the experts too (route.glsl's arrays: < 1 KiB more workgroup memory)
+      if (!vk::find_shader(name).empty() && d_.info().max_shared_bytes >= kFusedShared + 1024) {
         const PendingGemv g = *gemv_;
         gemv_.reset();
         const Matrix& m = *g.w;
