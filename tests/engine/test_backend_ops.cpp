@@ -912,14 +912,15 @@ void decode_case(const DecodeCase& p) {
   check("decode seq", "route " + std::to_string(K) + " of " + std::to_string(X), "f32", w.f(kCpu), w.f(kRef), w.n, nb);
 }
 TEST_P(DecodeSequence, MatchesRef) { decode_case(GetParam()); }
-// vulkan: the gemv shaders' shared-memory reductions, which devices without subgroup arithmetic take
-// (lavapipe has it, so they would go untested)
+// vulkan: the gemv and moe shaders' shared-memory reductions, which devices without subgroup arithmetic
+// take (lavapipe has it, so they would go untested); the streams made while it lives take them.
+struct NoSubgroups {
+  NoSubgroups() { setenv("TESSERA_VULKAN_NO_SUBGROUPS", "1", 1); }
+  ~NoSubgroups() { unsetenv("TESSERA_VULKAN_NO_SUBGROUPS"); }
+};
 TEST_P(DecodeSequence, SharedMemoryReductions) {
   if (kUnderTest != "vulkan") GTEST_SKIP() << kUnderTest << ": no subgroup variants (a vulkan switch)";
-  setenv("TESSERA_VULKAN_NO_SUBGROUPS", "1", 1);
-  struct Unset {
-    ~Unset() { unsetenv("TESSERA_VULKAN_NO_SUBGROUPS"); }
-  } unset;
+  NoSubgroups no;
   decode_case(GetParam());
 }
 const DecodeCase kDecodeCases[] = {{GgmlType::Q4_K, GgmlType::Q4_K}, {GgmlType::Q6_K, GgmlType::Q6_K},
@@ -998,6 +999,12 @@ TEST_F(MoeMixed, MatchesRefWithRefRouting) {
                                {GgmlType::Q4_K, GgmlType::Q6_K, GgmlType::Q4_K}};
   uint64_t seed = 70;
   for (const auto& t : cases) moe_case(t[0], t[1], t[2], seed += 10);
+}
+TEST_F(MoeMixed, SharedMemoryReductions) {
+  if (kUnderTest != "vulkan") GTEST_SKIP() << kUnderTest << ": no subgroup variants (a vulkan switch)";
+  NoSubgroups no;
+  moe_case(GgmlType::Q4_K, GgmlType::Q4_K, GgmlType::Q6_K, 80);
+  moe_case(GgmlType::Q8_0, GgmlType::Q8_0, GgmlType::Q8_0, 90);
 }
 
 // ===== gather_out_rows =====

@@ -447,7 +447,7 @@ class VulkanStream final : public Stream {
         } pc{u32(m.view.n_in), u32(m.view.n_out), u32(static_cast<int64_t>(m.view.row_bytes)), static_cast<float>(c_.eps),
              u32(c_.n_expert_used)};
         const uint64_t wb = uint64_t(m.view.n_out) * m.view.row_bytes, xb = uint64_t(m.view.n_in) * kF;
-        dispatch(gemv_variant(name), {&dev_of(m.device, "a weight"), &vbuf(*g.norm->x), &vbuf(*g.y), &dev_of(g.norm->w.device, "a norm weight"),
+        dispatch(sg_variant(name), {&dev_of(m.device, "a weight"), &vbuf(*g.norm->x), &vbuf(*g.y), &dev_of(g.norm->w.device, "a norm weight"),
                         &vbuf(*g.norm->y), &vbuf(ids), &vbuf(w), done_.get()},
                  &pc, sizeof pc, split(static_cast<uint64_t>((m.view.n_out + 3) / 4)),
                  weights(wb + xb, xb + uint64_t(m.view.n_out) * kF));
@@ -474,7 +474,7 @@ class VulkanStream final : public Stream {
     if (gate.view.type == up.view.type && fused_act_ok(gate.view.type, E)) {
       const uint32_t pc[] = {u32(E), u32(F), u32(static_cast<int64_t>(gate.view.row_bytes)), u32(static_cast<int64_t>(gate.mat_stride)),
                              u32(K)};
-      dispatch("moe_gate_up_" + std::string(type_name(gate.view.type)),
+      dispatch(sg_variant("moe_gate_up_" + std::string(type_name(gate.view.type))),
                {&dev_of(gate.device, "an expert stack"), &vbuf(h), &g, &vbuf(ids), &dev_of(up.device, "an expert stack")}, pc, sizeof pc,
                split(static_cast<uint64_t>(F)),
                weights(2 * uint64_t(pairs * F) * gate.view.row_bytes, uint64_t(pairs) * (E + 1) * sizeof(float)), u32(pairs));
@@ -489,7 +489,7 @@ class VulkanStream final : public Stream {
     const uint32_t pc[] = {u32(F), u32(E), u32(static_cast<int64_t>(down.view.row_bytes)), u32(static_cast<int64_t>(down.mat_stride)),
                            u32(K)};
     // each (token, slot) pair reads its expert's matrix (distinct experts for one token: exact in decode)
-    dispatch("moe_down_" + std::string(type_name(down.view.type)),
+    dispatch(sg_variant("moe_down_" + std::string(type_name(down.view.type))),
              {&dev_of(down.device, "an expert stack"), &g, &vbuf(x), &vbuf(ids), &vbuf(w)}, pc, sizeof pc,
              split(static_cast<uint64_t>(E)),
              weights(uint64_t(pairs * E) * down.view.row_bytes, uint64_t(pairs) * (F + 2) * sizeof(float) + uint64_t(n * E) * sizeof(float)),
@@ -591,16 +591,16 @@ class VulkanStream final : public Stream {
     const Grid g = split(static_cast<uint64_t>((w.view.n_out + 3) / 4));
     vk::Buf& wd = dev_of(w.device, "a weight");
     if (norm)
-      dispatch(gemv_variant("gemv_norm_" + t), {&wd, &x, &y, &dev_of(norm->w.device, "a norm weight"), &vbuf(*norm->y)}, &pc, sizeof pc, g,
+      dispatch(sg_variant("gemv_norm_" + t), {&wd, &x, &y, &dev_of(norm->w.device, "a norm weight"), &vbuf(*norm->y)}, &pc, sizeof pc, g,
                weights(wb + xb, xb));
     else if (res)
-      dispatch(gemv_variant("gemv_add_" + t), {&wd, &x, &y, res}, &pc, sizeof pc, g, weights(wb, xb + uint64_t(w.view.n_out) * kF));
+      dispatch(sg_variant("gemv_add_" + t), {&wd, &x, &y, res}, &pc, sizeof pc, g, weights(wb, xb + uint64_t(w.view.n_out) * kF));
     else
-      dispatch(gemv_variant("gemv_" + t), {&wd, &x, &y}, &pc, sizeof pc, g, weights(wb, xb));
+      dispatch(sg_variant("gemv_" + t), {&wd, &x, &y}, &pc, sizeof pc, g, weights(wb, xb));
   }
-  // A gemv shader's name with subgroup reductions where the device has them (every gemv variant has
-  // its _sg twin: shaders/variants.txt).
-  std::string gemv_variant(std::string name) const { return sg_ ? name + "_sg" : name; }
+  // A gemv or moe shader's name with subgroup reductions where the device has them (every gemv and moe
+  // variant has its _sg twin: shaders/variants.txt).
+  std::string sg_variant(std::string name) const { return sg_ ? name + "_sg" : name; }
 
   // A decode gemv waiting for the add of its output (gemv_add) or, normed, for the route of its
   // output (gemv_norm_route); anything else settles it.
@@ -636,7 +636,7 @@ class VulkanStream final : public Stream {
       groups += uint64_t(m->view.n_out + 3) / 4;
     }
     const uint64_t xb = uint64_t(q.view.n_in) * kF;
-    dispatch(gemv_variant(name), {&dev_of(q.device, "a weight"), &vbuf(*n.x), &vbuf(*calls[0].y), &dev_of(n.w.device, "a norm weight"), &vbuf(*n.y),
+    dispatch(sg_variant(name), {&dev_of(q.device, "a weight"), &vbuf(*n.x), &vbuf(*calls[0].y), &dev_of(n.w.device, "a norm weight"), &vbuf(*n.y),
                     &dev_of(k.device, "a weight"), &vbuf(*calls[1].y), &dev_of(v.device, "a weight"), &vbuf(*calls[2].y)},
              &pc, sizeof pc, split(groups), weights(wb + xb, xb));
     return true;
