@@ -1,5 +1,8 @@
 #version 460
 #extension GL_GOOGLE_include_directive : require
+#if defined(SUBGROUP)
+#extension GL_KHR_shader_subgroup_arithmetic : require
+#endif
 // The routed experts, fused (decode and batches alike; one workgroup per output row and pair or token):
 // GATE_UP: g[z][r] = silu(Wgate_e[r] . x) * Wup_e[r] . x for pair z = (token z / k, slot z % k) and its
 //   expert e = ids[z], x = the token's h (both stacks of one type, so one activation row);
@@ -8,6 +11,8 @@
 // x and g are f32; each workgroup quantizes the rows it reads into shared memory
 // (common/act_shared.glsl: no quantize dispatches). Sums in the order of matmul.comp (64 strided partial
 // sums, then a tree), weighted sum over slots in order, as moe_sum.comp. Reference: RefStream::moe.
+// SUBGROUP (as gemv.comp's): each dot by subgroupAdd, then the subgroups' sums in order (one barrier
+// pair instead of the tree's 7 barriers).
 layout(local_size_x = 64) in;
 #if defined(GATE_UP)
 layout(binding = 0) readonly buffer Wg { uint wg_words[]; };
@@ -34,6 +39,13 @@ float dot_row(uint e, uint r) {
   const uint tid = gl_LocalInvocationID.x, row = e * p.mat_stride + r * p.row_bytes;
   float acc = 0.0;
   for (uint i = tid; i < p.n_in; i += 64u) acc += dequant(row + (i / QK) * QBYTES, i % QK) * xs[i];
+#if defined(SUBGROUP)
+  acc = subgroupAdd(acc);
+  if (subgroupElect()) part[gl_SubgroupID] = acc;
+  barrier();
+  float v = 0.0;
+  for (uint g = 0u; g < gl_NumSubgroups; ++g) v += part[g];
+#else
   part[tid] = acc;
   barrier();
   for (uint s = 32u; s > 0u; s >>= 1) {
@@ -41,6 +53,7 @@ float dot_row(uint e, uint r) {
     barrier();
   }
   const float v = part[0];
+#endif
   barrier();
   return v;
 }

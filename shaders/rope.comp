@@ -8,6 +8,8 @@
 // sum of squares as rmsnorm.comp makes it (256 strided partial sums, then a tree), head_dim <= 256.
 // STORE: these are k heads; the rotated k and the same heads of v also go into the f16 paged KV as
 // kv_store.comp writes them (one dispatch less).
+// BOTH (with STORE): the q heads too, in the same dispatch: workgroups h < n_head_q turn q's heads
+//   (xq, normed with wq under QK_NORM), the others k's as above (one dispatch less again).
 #if defined(QK_NORM)
 layout(local_size_x = 256) in;
 layout(binding = 2) readonly buffer Wt { float w[]; };
@@ -16,11 +18,25 @@ shared float xn[256];
 #define LOAD(i) xn[i]
 #else
 layout(local_size_x = 64) in;
-#define LOAD(i) x[base + (i)]
+#define LOAD(i) XR(base + (i))
 #endif
 layout(binding = 0) buffer X { float x[]; };
 layout(binding = 1) readonly buffer CS { float cs[]; };  // [n_tokens][half][2]: cos, sin
-layout(push_constant) uniform P { uint n_head, head_dim, neox; float eps; uint n_blocks, layer, off_pos, off_tbl; } p;
+layout(push_constant) uniform P { uint n_head, head_dim, neox; float eps; uint n_blocks, layer, off_pos, off_tbl, n_head_q; } p;
+#if defined(BOTH)
+layout(binding = 7) buffer XQ { float xq[]; };
+layout(binding = 8) readonly buffer WQ { float wq[]; };
+bool on_q = false;  // this workgroup turns a q head
+#define XR(i) (on_q ? xq[i] : x[i])
+#define XW(i, val) \
+  if (on_q) xq[i] = (val); \
+  else x[i] = (val)
+#define WR(i) (on_q ? wq[i] : w[i])
+#else
+#define XR(i) x[i]
+#define XW(i, val) x[i] = (val)
+#define WR(i) w[i]
+#endif
 #if defined(STORE)
 layout(binding = 3) readonly buffer V { vec2 v[]; };
 #define BATCH_BINDING 4
@@ -31,11 +47,17 @@ shared float xr[256];
 #endif
 
 void main() {
-  const uint t = gl_WorkGroupID.y, h = gl_WorkGroupID.x, half_dim = p.head_dim / 2u, tid = gl_LocalInvocationID.x;
-  const uint base = (t * p.n_head + h) * p.head_dim;
+  const uint t = gl_WorkGroupID.y, half_dim = p.head_dim / 2u, tid = gl_LocalInvocationID.x;
+#if defined(BOTH)
+  on_q = gl_WorkGroupID.x < p.n_head_q;
+  const uint h = on_q ? gl_WorkGroupID.x : gl_WorkGroupID.x - p.n_head_q, n_head = on_q ? p.n_head_q : p.n_head;
+#else
+  const uint h = gl_WorkGroupID.x, n_head = p.n_head;
+#endif
+  const uint base = (t * n_head + h) * p.head_dim;
 #if defined(QK_NORM)
   float ss = 0.0;
-  for (uint i = tid; i < p.head_dim; i += 256u) ss += x[base + i] * x[base + i];
+  for (uint i = tid; i < p.head_dim; i += 256u) ss += XR(base + i) * XR(base + i);
   part[tid] = ss;
   barrier();
   for (uint s = 128u; s > 0u; s >>= 1) {
@@ -43,15 +65,15 @@ void main() {
     barrier();
   }
   const float scale = 1.0 / sqrt(part[0] / float(p.head_dim) + p.eps);
-  if (tid < p.head_dim) xn[tid] = x[base + tid] * scale * w[tid];
+  if (tid < p.head_dim) xn[tid] = XR(base + tid) * scale * WR(tid);
   barrier();
 #endif
   for (uint i = tid; i < half_dim; i += gl_WorkGroupSize.x) {
     const float c = cs[(t * half_dim + i) * 2u], s = cs[(t * half_dim + i) * 2u + 1u];
     const uint i0 = p.neox != 0u ? i : 2u * i, i1 = p.neox != 0u ? i + half_dim : 2u * i + 1u;
     const float x0 = LOAD(i0), x1 = LOAD(i1);
-    x[base + i0] = x0 * c - x1 * s;
-    x[base + i1] = x0 * s + x1 * c;
+    XW(base + i0, x0 * c - x1 * s);
+    XW(base + i1, x0 * s + x1 * c);
 #if defined(STORE)
     xr[i0] = x0 * c - x1 * s;
     xr[i1] = x0 * s + x1 * c;
@@ -59,6 +81,9 @@ void main() {
   }
 #if defined(STORE)
   barrier();
+#if defined(BOTH)
+  if (on_q) return;  // uniform per workgroup
+#endif
   const uint pos = batch[p.off_pos + t], blk = batch[batch[p.off_tbl + t] + pos / 32u];
   const uint pairs = p.n_head * half_dim, dst = ((p.layer * p.n_blocks + blk) * 32u + pos % 32u) * pairs + h * half_dim;
   for (uint j = tid; j < half_dim; j += gl_WorkGroupSize.x) {

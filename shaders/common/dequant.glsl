@@ -2,13 +2,18 @@
 // the scalar math of gguf/codecs.cpp). The including shader declares `uint w_words[]` (the raw bytes
 // of the tensor as 32-bit words, little-endian) and defines one TYPE_<type>.
 // dequant(blk, j): value j of the block starting at byte offset blk. A shader reading two tensors
-// defines W_WORD(i) to pick the word from the one it is on (shaders/moe.comp).
+// defines W_WORD(i) to pick the word from the one it is on (shaders/moe.comp). A shader with a second
+// weight type includes this file again with that TYPE_<type> and dequant, QK, QBYTES (and scale_min_k4,
+// kIq4nl) #defined to other names (shaders/gemv.comp QKV).
+#if !defined(DEQUANT_BYTES)
+#define DEQUANT_BYTES
 #if !defined(W_WORD)
 #define W_WORD(i) w_words[i]
 #endif
 uint wbyte(uint off) { return (W_WORD(off >> 2) >> ((off & 3u) * 8u)) & 0xffu; }
 float whalf(uint off) { return unpackHalf2x16(wbyte(off) | (wbyte(off + 1u) << 8)).x; }
 int wi8(uint off) { return int(wbyte(off) << 24) >> 24; }
+#endif
 
 #if defined(TYPE_F32)
 const uint QK = 1, QBYTES = 4;

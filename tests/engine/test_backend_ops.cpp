@@ -611,7 +611,9 @@ void PrintTo(const AttnCase& p, std::ostream* os) {
 class KvAttention : public OpTest<AttnCase> {};
 
 // rope_k: 0: K stored as drawn; 1: rope'd first; 2: QK-norm'ed and rope'd first (as the forward pass
-// issues them; vulkan folds the store into the rope: rope_store / rope_qk_norm_store).
+// issues them; vulkan folds the store into the rope: rope_store / rope_qk_norm_store); 3 and 4: q heads
+// (QK-norm'ed and) rope'd along with k's before the store, as the forward pass does (vulkan: one
+// dispatch for both, rope_both_store / rope_qk_norm_both_store), and the query batch attends with them.
 void kv_attention_case(const AttnCase& p, int rope_k) {
   ModelConfig cfg = p.real ? real_config() : small_config();
   if (p.n_head) {
@@ -632,16 +634,25 @@ void kv_attention_case(const AttnCase& p, int rope_k) {
   std::vector<float> knw = random_activations(c.head_dim, 99);
   for (float& v : knw) v += 1.0f;
   Vector kn[2] = {tw.backend(kCpu).upload_vector(knw.data(), c.head_dim), tw.backend(kRef).upload_vector(knw.data(), c.head_dim)};
+  std::vector<float> qnw = random_activations(c.head_dim, 98);
+  for (float& v : qnw) v += 1.0f;
+  Vector qn[2] = {tw.backend(kCpu).upload_vector(qnw.data(), c.head_dim), tw.backend(kRef).upload_vector(qnw.data(), c.head_dim)};
+  const bool norm = rope_k == 2 || rope_k == 3, with_q = rope_k >= 3;
+  std::optional<Buf> last_q;  // with_q: the q heads of the last store
   // stores K and V of a batch in one layer of both stores
   auto store = [&](BatchData& bd, int layer) {
     const int64_t n = bd.get().n_tokens;
     Buf k = tw.buf(static_cast<size_t>(n * kv_dim), random_activations(n * kv_dim, seed++));
     Buf v = tw.buf(static_cast<size_t>(n * kv_dim), random_activations(n * kv_dim, seed++));
+    Buf q = tw.buf(static_cast<size_t>(with_q ? n * q_dim : 1), with_q ? random_activations(n * q_dim, seed++) : std::vector<float>{});
     tw.run(bd.get(), [&](Stream& s, int side) {
-      if (rope_k == 2) s.rmsnorm(k[side], k[side], kn[side], n * c.n_head_kv);
+      if (with_q && norm) s.rmsnorm(q[side], q[side], qn[side], n * c.n_head);
+      if (norm) s.rmsnorm(k[side], k[side], kn[side], n * c.n_head_kv);
+      if (with_q) s.rope(q[side], c.n_head);
       if (rope_k >= 1) s.rope(k[side], c.n_head_kv);
       s.kv_store(*kv[side], layer, k[side], v[side]);
     });
+    if (with_q) last_q = std::move(q);
   };
   // the context before the query batch, in uneven batches (both sequences interleaved in some)
   const int chunks[] = {1, 7, 33, 5, 64};
@@ -663,18 +674,23 @@ void kv_attention_case(const AttnCase& p, int rope_k) {
   store(q_bd, 0);
   store(q_bd, 1);
   const int64_t n_tok = q_bd.get().n_tokens;
-  Buf q = tw.buf(static_cast<size_t>(n_tok * q_dim), random_activations(n_tok * q_dim, 7));
+  Buf q = with_q ? std::move(*last_q) : tw.buf(static_cast<size_t>(n_tok * q_dim), random_activations(n_tok * q_dim, 7));
   Buf out = tw.buf(static_cast<size_t>(n_tok * q_dim));
   tw.run(q_bd.get(), [&](Stream& s, int side) { s.attention(*kv[side], 1, q[side], out[side]); });
   std::string shape = std::to_string(c.n_head) + "/" + std::to_string(c.n_head_kv) + "x" + std::to_string(c.head_dim) +
                       " A " + std::to_string(p.depth_a) + "+" + std::to_string(p.n_a);
   if (p.n_b > 0) shape += " B " + std::to_string(p.depth_b) + "+" + std::to_string(p.n_b);
-  const char* op = rope_k == 0 ? "kv_store+attention" : rope_k == 1 ? "rope+kv_store+attention" : "qk_norm+rope+kv_store+attention";
+  const char* ops[] = {"kv_store+attention", "rope+kv_store+attention", "qk_norm+rope+kv_store+attention",
+                       "qk_norm+rope q,k+kv_store+attention", "rope q,k+kv_store+attention"};
+  const char* op = ops[rope_k];
+  if (with_q) check(op, "q " + shape, "f32", q.f(kCpu), q.f(kRef), q.n, kRowOpBudget);
   check(op, shape, "f16 kv", out.f(kCpu), out.f(kRef), out.n, kAttentionBudget);
 }
 TEST_P(KvAttention, MatchesRef) { kv_attention_case(GetParam(), 0); }
 TEST_P(KvAttention, AfterRope) { kv_attention_case(GetParam(), 1); }
 TEST_P(KvAttention, AfterQkNormAndRope) { kv_attention_case(GetParam(), 2); }
+TEST_P(KvAttention, AfterQkNormAndRopeOfQAndK) { kv_attention_case(GetParam(), 3); }
+TEST_P(KvAttention, AfterRopeOfQAndK) { kv_attention_case(GetParam(), 4); }
 INSTANTIATE_TEST_SUITE_P(
     BackendOps, KvAttention,
     ::testing::Values(AttnCase{false, 0, 0, 0, 1, 0, 0},      // first token
@@ -1012,52 +1028,94 @@ INSTANTIATE_TEST_SUITE_P(BackendOps, Route,
                          });
 
 // ===== decode sequences =====
-// A decode token's op sequences that the vulkan stream fuses (gemv_norm, gemv_add): rmsnorm then the
-// q/k/v matmuls of its output (and an f32 router after another norm), a matmul then the residual add
-// of its output; every output (the normed row too) against ref.
-class DecodeSequence : public OpTest<GgmlType> {};
-TEST_P(DecodeSequence, MatchesRef) {
-  const GgmlType t = GetParam();
-  const std::string tn(type_name(t));
+// A decode token's op sequences that the vulkan stream fuses: rmsnorm then the q/k/v matmuls of its
+// output (gemv_qkv: one dispatch, v possibly of another type, as in Q4_K_M files; gemv_norm without a
+// variant), a matmul then the residual add of its output (gemv_add), and after another norm an f32
+// router and the route of its logits (gemv_norm_route); every output (the normed row too) against ref.
+struct DecodeCase {
+  GgmlType qk, v;
+};
+void PrintTo(const DecodeCase& p, std::ostream* os) { *os << type_name(p.qk) << "/" << type_name(p.v); }
+class DecodeSequence : public OpTest<DecodeCase> {};
+void decode_case(const DecodeCase& p) {
+  const GgmlType t = p.qk, tv = p.v;
+  const std::string tn(type_name(t)), tvn(type_name(tv));
   uint64_t seed = 90;
   Twin tw(real_config());
   const ModelConfig& c = tw.cfg();
-  const int64_t E = c.n_embd, Q = c.n_head * c.head_dim, KV = c.n_head_kv * c.head_dim;
+  const int64_t E = c.n_embd, Q = c.n_head * c.head_dim, KV = c.n_head_kv * c.head_dim, X = c.n_expert, K = c.n_expert_used;
   Weight& wq = tw.weight(t, E, Q, 1, seed++);
   Weight& wk = tw.weight(t, E, KV, 1, seed++);
-  Weight& wv = tw.weight(t, E, KV, 1, seed++);
+  Weight& wv = tw.weight(tv, E, KV, 1, seed++);
   Weight& wo = tw.weight(t, Q, E, 1, seed++);
-  Weight& wr = tw.weight(GgmlType::F32, E, c.n_expert, 1, seed++);
+  Weight& wr = tw.weight(GgmlType::F32, E, X, 1, seed++);
   std::vector<float> nw = random_activations(E, seed++);
   for (float& v : nw) v += 1.0f;
   Vector n[2] = {tw.backend(kCpu).upload_vector(nw.data(), E), tw.backend(kRef).upload_vector(nw.data(), E)};
   Buf x = tw.buf(static_cast<size_t>(E), random_activations(E, seed++)), h = tw.buf(static_cast<size_t>(E));
   Buf q = tw.buf(static_cast<size_t>(Q)), k = tw.buf(static_cast<size_t>(KV)), v = tw.buf(static_cast<size_t>(KV));
-  Buf a = tw.buf(static_cast<size_t>(Q), random_activations(Q, seed++)), r = tw.buf(static_cast<size_t>(c.n_expert));
+  Buf a = tw.buf(static_cast<size_t>(Q), random_activations(Q, seed++)), r = tw.buf(static_cast<size_t>(X));
+  Buf ids = tw.buf(static_cast<size_t>(K)), w = tw.buf(static_cast<size_t>(K));
   BatchData one;
   one.add(kNoBlocks, 7, 1);
-  tw.run(one.get(), [&](Stream& s, int side) {
-    s.rmsnorm(x[side], h[side], n[side], 1);
-    const MatmulCall qkv[] = {{&wq.m[side], &h[side], &q[side], -1}, {&wk.m[side], &h[side], &k[side], -1},
-                              {&wv.m[side], &h[side], &v[side], -1}};
-    s.matmul(qkv);
-    s.matmul(MatmulCall{&wo.m[side], &a[side], &h[side], -1});  // h = Wo a, x += h
-    s.add(x[side], h[side], E);
-    s.rmsnorm(x[side], h[side], n[side], 1);  // h = norm(x), r = Wr h (f32)
-    s.matmul(MatmulCall{&wr.m[side], &h[side], &r[side], -1});
-  });
-  const double nb = kRowOpBudget, mb = matmul_budget(t);
-  check("decode seq", "norm+q " + dims({E, Q}), tn, q.f(kCpu), q.f(kRef), q.n, mb);
-  check("decode seq", "norm+k " + dims({E, KV}), tn, k.f(kCpu), k.f(kRef), k.n, mb);
-  check("decode seq", "norm+v " + dims({E, KV}), tn, v.f(kCpu), v.f(kRef), v.n, mb);
-  check("decode seq", "o+add " + dims({Q, E}), tn, x.f(kCpu), x.f(kRef), x.n, mb);
+  // first without the route (the cpu backend's route turns the logits into p in place), then with it,
+  // twice (vulkan: the count of finished workgroups starts from 0 again)
+  const auto step = [&](bool route) {
+    tw.run(one.get(), [&](Stream& s, int side) {
+      s.rmsnorm(x[side], h[side], n[side], 1);
+      const MatmulCall qkv[] = {{&wq.m[side], &h[side], &q[side], -1}, {&wk.m[side], &h[side], &k[side], -1},
+                                {&wv.m[side], &h[side], &v[side], -1}};
+      s.matmul(qkv);
+      s.matmul(MatmulCall{&wo.m[side], &a[side], &h[side], -1});  // h = Wo a, x += h
+      s.add(x[side], h[side], E);
+      s.rmsnorm(x[side], h[side], n[side], 1);  // h = norm(x), r = Wr h (f32), route(r)
+      s.matmul(MatmulCall{&wr.m[side], &h[side], &r[side], -1});
+      if (route) s.route(r[side], ids[side], w[side]);
+    });
+  };
+  step(false);
+  const double nb = kRowOpBudget, mb = matmul_budget(t), mbv = std::max(mb, matmul_budget(tv));
+  const std::string types = tn + (tv == t ? "" : "/" + tvn);
+  check("decode seq", "norm+q " + dims({E, Q}), types, q.f(kCpu), q.f(kRef), q.n, mb);
+  check("decode seq", "norm+k " + dims({E, KV}), types, k.f(kCpu), k.f(kRef), k.n, mb);
+  check("decode seq", "norm+v " + dims({E, KV}), types, v.f(kCpu), v.f(kRef), v.n, mbv);
+  check("decode seq", "o+add " + dims({Q, E}), types, x.f(kCpu), x.f(kRef), x.n, mb);
   check("decode seq", "norm (2nd)", "f32", h.f(kCpu), h.f(kRef), h.n, std::max(nb, mb));
-  check("decode seq", "norm+router " + dims({E, c.n_expert}), "f32", r.f(kCpu), r.f(kRef), r.n, std::max(mb, matmul_budget(GgmlType::F32)));
+  check("decode seq", "norm+router " + dims({E, X}), "f32", r.f(kCpu), r.f(kRef), r.n, std::max(mb, matmul_budget(GgmlType::F32)));
+  step(true);
+  step(true);
+  // the experts: ref's ranking of ref's logits, where the k-th and the next are apart by more than the
+  // logits' own error (a near tie may fall either way on correct backends)
+  std::vector<float> sorted(r.f(kRef), r.f(kRef) + X);  // ref's route leaves the logits as they are
+  std::sort(sorted.begin(), sorted.end(), std::greater<float>());
+  ASSERT_GT(sorted[static_cast<size_t>(K - 1)] - sorted[static_cast<size_t>(K)], 1e-4f) << "seed gives a near tie: change it";
+  for (int64_t j = 0; j < K; ++j) ASSERT_EQ(ids.i(kCpu)[j], ids.i(kRef)[j]) << "route after the router: slot " << j;
+  check("decode seq", "route " + std::to_string(K) + " of " + std::to_string(X), "f32", w.f(kCpu), w.f(kRef), w.n, nb);
 }
-INSTANTIATE_TEST_SUITE_P(BackendOps, DecodeSequence,
-                         ::testing::Values(GgmlType::Q4_K, GgmlType::Q6_K, GgmlType::IQ4_NL, GgmlType::Q8_0, GgmlType::Q5_0,
-                                           GgmlType::F16, GgmlType::BF16),
-                         [](const auto& i) { return std::string(type_name(i.param)); });
+TEST_P(DecodeSequence, MatchesRef) { decode_case(GetParam()); }
+// vulkan: the gemv and moe shaders' shared-memory reductions, which devices without subgroup arithmetic
+// take (lavapipe has it, so they would go untested); the streams made while it lives take them.
+struct NoSubgroups {
+  NoSubgroups() { setenv("TESSERA_VULKAN_NO_SUBGROUPS", "1", 1); }
+  ~NoSubgroups() { unsetenv("TESSERA_VULKAN_NO_SUBGROUPS"); }
+};
+TEST_P(DecodeSequence, SharedMemoryReductions) {
+  if (kUnderTest != "vulkan") GTEST_SKIP() << kUnderTest << ": no subgroup variants (a vulkan switch)";
+  NoSubgroups no;
+  decode_case(GetParam());
+}
+const DecodeCase kDecodeCases[] = {{GgmlType::Q4_K, GgmlType::Q4_K}, {GgmlType::Q6_K, GgmlType::Q6_K},
+                                   {GgmlType::IQ4_NL, GgmlType::IQ4_NL}, {GgmlType::Q8_0, GgmlType::Q8_0},
+                                   {GgmlType::Q5_0, GgmlType::Q5_0}, {GgmlType::F16, GgmlType::F16},
+                                   {GgmlType::BF16, GgmlType::BF16}, {GgmlType::Q4_K, GgmlType::Q6_K},
+                                   {GgmlType::Q5_K, GgmlType::Q4_K}, {GgmlType::Q4_0, GgmlType::Q8_0},
+                                   {GgmlType::IQ4_NL, GgmlType::Q5_K}};  // the last: no variant, three dispatches
+INSTANTIATE_TEST_SUITE_P(BackendOps, DecodeSequence, ::testing::ValuesIn(kDecodeCases),
+                         [](const auto& i) {
+                           const std::string a(type_name(i.param.qk));
+                           const std::string b(type_name(i.param.v));
+                           return a == b ? a : a + "_v_" + b;
+                         });
 
 // ===== moe =====
 // x += experts(h) with gate, up and down of types tg, tu, td (ids and weights from ref's route).
@@ -1216,6 +1274,12 @@ TEST_F(MoeMixed, MatchesRefWithRefRouting) {
                                {GgmlType::Q4_K, GgmlType::Q6_K, GgmlType::Q4_K}};
   uint64_t seed = 70;
   for (const auto& t : cases) moe_case(t[0], t[1], t[2], seed += 10);
+}
+TEST_F(MoeMixed, SharedMemoryReductions) {
+  if (kUnderTest != "vulkan") GTEST_SKIP() << kUnderTest << ": no subgroup variants (a vulkan switch)";
+  NoSubgroups no;
+  moe_case(GgmlType::Q4_K, GgmlType::Q4_K, GgmlType::Q6_K, 80);
+  moe_case(GgmlType::Q8_0, GgmlType::Q8_0, GgmlType::Q8_0, 90);
 }
 
 // ===== gather_out_rows =====

@@ -68,6 +68,8 @@ DeviceInfo describe_device(VkPhysicalDevice pd, int index) {
   d.api = p2.properties.apiVersion;
   d.subgroup_size = sub.subgroupSize;
   d.max_subgroup_size = std::max(sub.subgroupSize, ssc.maxSubgroupSize);
+  d.subgroup_arith = (sub.supportedStages & VK_SHADER_STAGE_COMPUTE_BIT) &&
+                     (sub.supportedOperations & VK_SUBGROUP_FEATURE_ARITHMETIC_BIT);
   d.max_shared_bytes = p2.properties.limits.maxComputeSharedMemorySize;
   VkPhysicalDeviceMemoryProperties mem;
   fn.vkGetPhysicalDeviceMemoryProperties(pd, &mem);

@@ -23,6 +23,7 @@ struct DeviceInfo {
   bool host_visible_device_local = false;  // unified memory (or resizable BAR): no staging needed
   uint32_t subgroup_size = 0;
   uint32_t max_subgroup_size = 0;          // the largest a shader may get (subgroup size control), else subgroup_size
+  bool subgroup_arith = false;  // subgroup arithmetic in compute shaders
   uint32_t max_shared_bytes = 0;           // maxComputeSharedMemorySize (workgroup shared memory)
   bool coopmat = false;                    // VK_KHR_cooperative_matrix
   std::vector<std::string> coopmat_shapes; // "8x8x8 f16*f16->f32 subgroup"
@@ -55,7 +56,7 @@ struct Buf {
 };
 
 // Storage buffer bindings every shader's one descriptor set has (unused ones point at a dummy buffer).
-inline constexpr int kBindings = 8;
+inline constexpr int kBindings = 10;
 inline constexpr uint32_t kPushBytes = 128;
 
 class Device : public std::enable_shared_from_this<Device> {

@@ -15,6 +15,7 @@
 #include "core/error.h"
 #include "engine/backend/device_batch.h"
 #include "engine/backend/vulkan/vk_backend.h"
+#include "engine/backend/vulkan/vk_shaders.h"
 #include "engine/model/model.h"
 
 namespace tessera::engine {
@@ -205,6 +206,9 @@ class VulkanStream final : public Stream {
  public:
   VulkanStream(std::shared_ptr<vk::Device> d, const ModelConfig& c, bool profile)
       : hold_(std::move(d)), d_(*hold_), c_(c), mm_(batch_matmul_path(d_.info())) {
+    // the gemv shaders' subgroup reductions (<= 16 subgroups in a workgroup of 64); the shared-memory
+    // tree without (or with TESSERA_VULKAN_NO_SUBGROUPS set, to test it)
+    sg_ = d_.info().subgroup_arith && d_.info().subgroup_size >= 4 && !std::getenv("TESSERA_VULKAN_NO_SUBGROUPS");
     if (profile) prof_ = std::make_unique<Profile>(d_);
     VkDescriptorPoolSize ps{VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, kSets * vk::kBindings};
     VkDescriptorPoolCreateInfo pi{VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO};
@@ -220,6 +224,8 @@ class VulkanStream final : public Stream {
     dummy_ = d_.buffer(16);
     batch_ = d_.buffer(4096, true);
     rope_ = d_.buffer(4096, true);
+    done_ = d_.buffer(16, true);  // gemv_norm_route's count of finished workgroups, 0 between dispatches
+    std::memset(done_->map, 0, 16);
   }
   ~VulkanStream() override {
     // Work recorded but never synced is dropped, not submitted: an exception may have unwound the
@@ -280,8 +286,14 @@ class VulkanStream final : public Stream {
   }
 
   // Deferred to the next op: the kv_store of the same (k) heads takes it (rope_store); with a pending
-  // QK-norm of these heads it is normed first (rope_qk_norm).
+  // QK-norm of these heads it is normed first (rope_qk_norm). A rope of other heads (q) before it waits
+  // too and goes into the same dispatch (rope_both_store).
   void rope(Buffer& x, int64_t n_head) override {
+    std::optional<PendingRope> q;
+    if (pend_rope_ && !pend_rope_q_ && pend_rope_->x != &x) {
+      q = pend_rope_;
+      pend_rope_.reset();
+    }
     std::optional<Vector> norm;
     const auto on_x = [&](const QkNorm& n) { return n.x == &x; };
     for (auto it = qk_norms_.begin(); it != qk_norms_.end(); ++it)
@@ -292,6 +304,7 @@ class VulkanStream final : public Stream {
       }
     if (norm) settle(false);  // the other QK-norms may wait on
     else settle();
+    pend_rope_q_ = q;
     pend_rope_ = PendingRope{&x, n_head, norm};
   }
 
@@ -301,24 +314,40 @@ class VulkanStream final : public Stream {
     std::optional<Vector> norm;
   };
   // The deferred rope, alone or with the kv_store of its heads (kv set).
+  // The deferred ropes (q's first), alone or with the kv_store of k's heads (kv set): one dispatch for
+  // both where their QK-norms agree.
   void emit_rope(VkKv* kv = nullptr, int layer = 0, vk::Buf* v = nullptr) {
+    std::optional<PendingRope> q;
+    q.swap(pend_rope_q_);
+    if (q && !(kv && pend_rope_ && q->norm.has_value() == pend_rope_->norm.has_value())) {
+      emit_one_rope(*q, nullptr, 0, nullptr, nullptr);
+      q.reset();
+    }
     if (!pend_rope_) return;
     const PendingRope r = *pend_rope_;
     pend_rope_.reset();
+    emit_one_rope(r, kv, layer, v, q ? &*q : nullptr);
+  }
+  void emit_one_rope(const PendingRope& r, VkKv* kv, int layer, vk::Buf* v, const PendingRope* q) {
     struct {
       uint32_t n_head, head_dim, neox;
       float eps;
-      uint32_t n_blocks, layer, off_pos, off_tbl;
+      uint32_t n_blocks, layer, off_pos, off_tbl, n_head_q;
     } pc{u32(r.n_head), u32(c_.head_dim), c_.rope_type == ops::RopeType::Neox ? 1u : 0u, static_cast<float>(c_.eps),
-         kv ? u32(kv->shape.n_blocks) : 0u, static_cast<uint32_t>(layer), lay_.pos, lay_.tbl};
-    const uint64_t heads = uint64_t(b_.n_tokens) * r.n_head * c_.head_dim;
+         kv ? u32(kv->shape.n_blocks) : 0u, static_cast<uint32_t>(layer), lay_.pos, lay_.tbl, q ? u32(q->n_head) : 0u};
+    const int64_t n_head = r.n_head + (q ? q->n_head : 0);
+    const uint64_t heads = uint64_t(b_.n_tokens) * n_head * c_.head_dim;
     Reads rd = data((heads + uint64_t(b_.n_tokens) * c_.head_dim) * kF);  // x, and cos/sin
-    if (r.norm) rd = weights(uint64_t(r.norm->n) * kF, rd.total);
-    if (kv) rd.total += heads * kF;  // v
+    if (r.norm) rd = weights(uint64_t(r.norm->n) * kF * (q ? 2 : 1), rd.total);
+    if (kv) rd.total += uint64_t(b_.n_tokens) * r.n_head * c_.head_dim * kF;  // v
     vk::Buf* w = r.norm ? &dev_of(r.norm->device, "a norm weight") : dummy_.get();
-    const std::string name = std::string(r.norm ? "rope_qk_norm" : "rope") + (kv ? "_store" : "");
-    const Grid g{u32(r.n_head), u32(b_.n_tokens)};
-    if (kv)
+    const std::string name = std::string(r.norm ? "rope_qk_norm" : "rope") + (q ? "_both" : "") + (kv ? "_store" : "");
+    const Grid g{u32(n_head), u32(b_.n_tokens)};
+    if (q)
+      dispatch(name, {&vbuf(*r.x), rope_.get(), w, v, batch_.get(), kv->k.get(), kv->v.get(), &vbuf(*q->x),
+                      q->norm ? &dev_of(q->norm->device, "a norm weight") : dummy_.get()},
+               &pc, sizeof pc, g, rd, 1, false);
+    else if (kv)
       dispatch(name, {&vbuf(*r.x), rope_.get(), w, v, batch_.get(), kv->k.get(), kv->v.get()}, &pc, sizeof pc, g, rd, 1, false);
     else
       dispatch(name, {&vbuf(*r.x), rope_.get(), w}, &pc, sizeof pc, g, rd, 1, false);
@@ -366,6 +395,7 @@ class VulkanStream final : public Stream {
   }
 
   void matmul(std::span<const MatmulCall> calls) override {
+    if (qkv(calls)) return;
     const Buffer* last_x = nullptr;  // q, k and v often share x: quantize it once
     GgmlType last_type = GgmlType::F32;
     vk::Buf* xq = nullptr;
@@ -376,6 +406,11 @@ class VulkanStream final : public Stream {
         if (norm_ && norm_->y == c.x && norm_->w.n == c.w->view.n_in) {   // and normed there
           const PendingNorm n = *norm_;
           norm_.reset();
+          if (calls.size() == 1) {  // may take the route after it (gemv_norm_route)
+            settle();
+            gemv_ = PendingGemv{c.w, c.x, c.y, n};
+            continue;
+          }
           gemv1(*c.w, vbuf(*n.x), vbuf(*c.y), &n);
         } else if (calls.size() == 1) {  // may take the residual add after it
           settle();
@@ -401,7 +436,7 @@ class VulkanStream final : public Stream {
     elementwise("add_bias", vbuf(y), dev_of(b.device, "a bias"), rows * b.n, b.n, weights(uint64_t(b.n) * kF, uint64_t(rows * b.n) * kF));
   }
   void add(Buffer& y, const Buffer& x, int64_t n) override {
-    if (gemv_ && gemv_->y == &x && b_.n_tokens == 1 && n == gemv_->w->view.n_out) {  // y += W x' in one dispatch
+    if (gemv_ && !gemv_->norm && gemv_->y == &x && b_.n_tokens == 1 && n == gemv_->w->view.n_out) {  // y += W x' in one dispatch
       const PendingGemv g = *gemv_;
       gemv_.reset();
       gemv1(*g.w, vbuf(*g.x), vbuf(*g.y), nullptr, &vbuf(y));
@@ -414,8 +449,29 @@ class VulkanStream final : public Stream {
   }
 
   void route(const Buffer& logits, Buffer& ids, Buffer& w) override {
-    if (c_.n_expert > 512 || c_.n_expert_used > c_.n_expert)
-      throw_error("vulkan: route of {} of {} experts (at most 512)", c_.n_expert_used, c_.n_expert);
+    if (c_.n_expert_used > 64 || c_.n_expert_used > c_.n_expert)
+      throw_error("vulkan: route of {} of {} experts (at most 64 used)", c_.n_expert_used, c_.n_expert);
+    if (gemv_ && gemv_->norm && gemv_->y == &logits && b_.n_tokens == 1 && gemv_->w->view.n_out == c_.n_expert) {
+      const std::string name = "gemv_norm_route_" + std::string(type_name(gemv_->w->view.type));
+      // the router's GEMV picks the experts too (route.glsl's arrays: < 1 KiB more workgroup memory)
+      if (!vk::find_shader(name).empty() && d_.info().max_shared_bytes >= kFusedShared + 1024) {
+        const PendingGemv g = *gemv_;
+        gemv_.reset();
+        const Matrix& m = *g.w;
+        struct {
+          uint32_t n_in, n_out, row_bytes;
+          float eps;
+          uint32_t k;
+        } pc{u32(m.view.n_in), u32(m.view.n_out), u32(static_cast<int64_t>(m.view.row_bytes)), static_cast<float>(c_.eps),
+             u32(c_.n_expert_used)};
+        const uint64_t wb = uint64_t(m.view.n_out) * m.view.row_bytes, xb = uint64_t(m.view.n_in) * kF;
+        dispatch(sg_variant(name), {&dev_of(m.device, "a weight"), &vbuf(*g.norm->x), &vbuf(*g.y), &dev_of(g.norm->w.device, "a norm weight"),
+                        &vbuf(*g.norm->y), &vbuf(ids), &vbuf(w), done_.get()},
+                 &pc, sizeof pc, split(static_cast<uint64_t>((m.view.n_out + 3) / 4)),
+                 weights(wb + xb, xb + uint64_t(m.view.n_out) * kF));
+        return;
+      }
+    }
     const uint32_t pc[] = {u32(c_.n_expert), u32(c_.n_expert_used)};
     dispatch("route", {&vbuf(logits), &vbuf(ids), &vbuf(w)}, pc, sizeof pc, {u32(b_.n_tokens), 1},
              data(uint64_t(b_.n_tokens * c_.n_expert) * kF));
@@ -437,7 +493,7 @@ class VulkanStream final : public Stream {
     if (gate.view.type == up.view.type && fused_act_ok(gate.view.type, E)) {
       const uint32_t pc[] = {u32(E), u32(F), u32(static_cast<int64_t>(gate.view.row_bytes)), u32(static_cast<int64_t>(gate.mat_stride)),
                              u32(K)};
-      dispatch("moe_gate_up_" + std::string(type_name(gate.view.type)),
+      dispatch(sg_variant("moe_gate_up_" + std::string(type_name(gate.view.type))),
                {&dev_of(gate.device, "an expert stack"), &vbuf(h), &g, &vbuf(ids), &dev_of(up.device, "an expert stack")}, pc, sizeof pc,
                split(static_cast<uint64_t>(F)),
                weights(2 * uint64_t(pairs * F) * gate.view.row_bytes, uint64_t(pairs) * (E + 1) * sizeof(float)), u32(pairs));
@@ -452,7 +508,7 @@ class VulkanStream final : public Stream {
     const uint32_t pc[] = {u32(F), u32(E), u32(static_cast<int64_t>(down.view.row_bytes)), u32(static_cast<int64_t>(down.mat_stride)),
                            u32(K)};
     // each (token, slot) pair reads its expert's matrix (distinct experts for one token: exact in decode)
-    dispatch("moe_down_" + std::string(type_name(down.view.type)),
+    dispatch(sg_variant("moe_down_" + std::string(type_name(down.view.type))),
              {&dev_of(down.device, "an expert stack"), &g, &vbuf(x), &vbuf(ids), &vbuf(w)}, pc, sizeof pc,
              split(static_cast<uint64_t>(E)),
              weights(uint64_t(pairs * E) * down.view.row_bytes, uint64_t(pairs) * (F + 2) * sizeof(float) + uint64_t(n * E) * sizeof(float)),
@@ -615,19 +671,56 @@ class VulkanStream final : public Stream {
     const Grid g = split(static_cast<uint64_t>((w.view.n_out + 3) / 4));
     vk::Buf& wd = dev_of(w.device, "a weight");
     if (norm)
-      dispatch("gemv_norm_" + t, {&wd, &x, &y, &dev_of(norm->w.device, "a norm weight"), &vbuf(*norm->y)}, &pc, sizeof pc, g,
+      dispatch(sg_variant("gemv_norm_" + t), {&wd, &x, &y, &dev_of(norm->w.device, "a norm weight"), &vbuf(*norm->y)}, &pc, sizeof pc, g,
                weights(wb + xb, xb));
     else if (res)
-      dispatch("gemv_add_" + t, {&wd, &x, &y, res}, &pc, sizeof pc, g, weights(wb, xb + uint64_t(w.view.n_out) * kF));
+      dispatch(sg_variant("gemv_add_" + t), {&wd, &x, &y, res}, &pc, sizeof pc, g, weights(wb, xb + uint64_t(w.view.n_out) * kF));
     else
-      dispatch("gemv_" + t, {&wd, &x, &y}, &pc, sizeof pc, g, weights(wb, xb));
+      dispatch(sg_variant("gemv_" + t), {&wd, &x, &y}, &pc, sizeof pc, g, weights(wb, xb));
   }
-  // A decode gemv waiting for the add of its output (gemv_add); anything else settles it.
+  // A gemv or moe shader's name with subgroup reductions where the device has them (every gemv and moe
+  // variant has its _sg twin: shaders/variants.txt).
+  std::string sg_variant(std::string name) const { return sg_ ? name + "_sg" : name; }
+
+  // A decode gemv waiting for the add of its output (gemv_add) or, normed, for the route of its
+  // output (gemv_norm_route); anything else settles it.
   struct PendingGemv {
     const Matrix* w;
     const Buffer* x;
     Buffer* y;
+    std::optional<PendingNorm> norm;
   };
+
+  // q, k and v of one normed decode row in one dispatch (gemv_qkv_*), where a variant has their types.
+  bool qkv(std::span<const MatmulCall> calls) {
+    if (calls.size() != 3 || b_.n_tokens != 1 || !norm_) return false;
+    const Matrix &q = *calls[0].w, &k = *calls[1].w, &v = *calls[2].w;
+    for (const MatmulCall& c : calls)
+      if ((c.rows >= 0 && c.rows != 1) || c.x != norm_->y || c.w->view.n_in != norm_->w.n || !fused_act_ok(c.w->view.type, c.w->view.n_in))
+        return false;
+    if (k.view.type != q.view.type) return false;
+    std::string name = "gemv_qkv_" + std::string(type_name(q.view.type));
+    if (v.view.type != q.view.type) name += "_" + std::string(type_name(v.view.type));
+    if (vk::find_shader(name).empty()) return false;
+    const PendingNorm n = *norm_;
+    norm_.reset();
+    struct {
+      uint32_t n_in, n_out, row_bytes;
+      float eps;
+      uint32_t n_out_k, row_bytes_k, n_out_v, row_bytes_v;
+    } pc{u32(q.view.n_in), u32(q.view.n_out), u32(static_cast<int64_t>(q.view.row_bytes)), static_cast<float>(c_.eps),
+         u32(k.view.n_out), u32(static_cast<int64_t>(k.view.row_bytes)), u32(v.view.n_out), u32(static_cast<int64_t>(v.view.row_bytes))};
+    uint64_t wb = 0, groups = 0;
+    for (const Matrix* m : {&q, &k, &v}) {
+      wb += uint64_t(m->view.n_out) * m->view.row_bytes;
+      groups += uint64_t(m->view.n_out + 3) / 4;
+    }
+    const uint64_t xb = uint64_t(q.view.n_in) * kF;
+    dispatch(sg_variant(name), {&dev_of(q.device, "a weight"), &vbuf(*n.x), &vbuf(*calls[0].y), &dev_of(n.w.device, "a norm weight"), &vbuf(*n.y),
+                    &dev_of(k.device, "a weight"), &vbuf(*calls[1].y), &dev_of(v.device, "a weight"), &vbuf(*calls[2].y)},
+             &pc, sizeof pc, split(groups), weights(wb + xb, xb));
+    return true;
+  }
 
   // Expert matrices of a stack for `pairs` (token, slot) pairs: y[z] = W_ids[z] x[z / x_div].
   void moe_gemv(const Matrix& w, vk::Buf& x, vk::Buf& y, vk::Buf& ids, int64_t pairs, int64_t x_div) {
@@ -719,7 +812,7 @@ class VulkanStream final : public Stream {
     if (gemv_) {
       const PendingGemv g = *gemv_;
       gemv_.reset();
-      gemv1(*g.w, vbuf(*g.x), vbuf(*g.y));
+      gemv1(*g.w, vbuf(g.norm ? *g.norm->x : *g.x), vbuf(*g.y), g.norm ? &*g.norm : nullptr);
     }
     if (norm_) {
       const PendingNorm n = *norm_;
@@ -792,7 +885,7 @@ class VulkanStream final : public Stream {
   VkDescriptorPool pool_ = VK_NULL_HANDLE;
   bool recording_ = false;
   uint32_t sets_used_ = 0;
-  std::shared_ptr<vk::Buf> dummy_, batch_, rope_;
+  std::shared_ptr<vk::Buf> dummy_, batch_, rope_, done_;
   std::vector<std::shared_ptr<vk::Buf>> scratch_, keep_;
   size_t scratch_used_ = 0;
   std::vector<HostCopy> after_sync_;
@@ -800,9 +893,10 @@ class VulkanStream final : public Stream {
   std::vector<QkNorm> qk_norms_;
   std::optional<PendingNorm> norm_;
   std::optional<PendingGemv> gemv_;
-  std::optional<PendingRope> pend_rope_;
+  std::optional<PendingRope> pend_rope_, pend_rope_q_;
   bool settling_ = false;
   const MatmulPath mm_;
+  bool sg_ = false;
 };
 
 }  // namespace
