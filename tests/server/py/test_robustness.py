@@ -26,7 +26,10 @@ API_KEY = "sekret-key-123"
 GOOD_ORIGIN = "https://good.example"
 MAIN = None   # no auth
 AUTH = None   # --api-key, --cors
-IO_TIMEOUT = 20  # a server that neither answers nor closes within this is hanging
+# A server that neither answers nor closes within this is hanging. Slow devices (lavapipe, the HIP
+# emulator: ~10-20 tokens/s on the tiny model) need longer for a valid request that generates up to the
+# context (max_tokens=-1): TESSERA_TEST_IO_TIMEOUT.
+IO_TIMEOUT = float(os.environ.get("TESSERA_TEST_IO_TIMEOUT", "20"))
 
 
 def setup_suite():
