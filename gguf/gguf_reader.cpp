@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <limits>
@@ -15,7 +16,7 @@
 
 namespace tessera::gguf {
 
-// The bytes of a file: an mmap'ed region or an owned vector.
+// The bytes of a file: an mmap'ed region (of the file, or anonymous memory holding a copy) or an owned vector.
 struct File::Mapping {
   const uint8_t* data = nullptr;
   uint64_t size = 0;
@@ -317,7 +318,36 @@ class Parser {
   }
 };
 
-File File::open(const std::string& path) {
+namespace {
+
+// Reads a whole file into anonymous memory whose start is 2 MiB aligned and advised for huge pages
+// (a hint: without transparent huge pages it is plain memory). Read-only once filled.
+// `mapped` / `mapped_len` take the region as soon as it exists, so the caller's unmap covers errors.
+const uint8_t* copy_into_huge_pages(int fd, uint64_t size, const std::string& path, void*& mapped,
+                                    size_t& mapped_len) {
+  constexpr size_t kHuge = size_t(2) << 20;
+  const size_t len = (static_cast<size_t>(size) + 2 * kHuge - 1) / kHuge * kHuge;  // + alignment slack
+  void* p = mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) throw_error("{}: cannot allocate {} bytes to copy it into: {}", path, len, std::strerror(errno));
+  mapped = p;
+  mapped_len = len;
+  uint8_t* base = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(p) + kHuge - 1) / kHuge * kHuge);
+  madvise(base, static_cast<size_t>(size), MADV_HUGEPAGE);
+  for (uint64_t done = 0; done < size;) {
+    const size_t want = static_cast<size_t>(std::min<uint64_t>(size - done, uint64_t(64) << 20));
+    const ssize_t got = pread(fd, base + done, want, static_cast<off_t>(done));
+    if (got < 0 && errno == EINTR) continue;
+    if (got < 0) throw_error("{}: read failed at byte {}: {}", path, done, std::strerror(errno));
+    if (got == 0) throw_error("{}: file ended at byte {} of {} while reading it", path, done, size);
+    done += static_cast<uint64_t>(got);
+  }
+  mprotect(p, len, PROT_READ);
+  return base;
+}
+
+}  // namespace
+
+File File::open(const std::string& path, Residency residency) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) throw_error("{}: cannot open: {}", path, std::strerror(errno));
   struct stat st;
@@ -332,7 +362,14 @@ File File::open(const std::string& path) {
   }
   auto map = std::make_shared<Mapping>();
   map->size = static_cast<uint64_t>(st.st_size);
-  if (map->size > 0) {
+  if (map->size > 0 && residency == Residency::Copied) {
+    try {
+      map->data = copy_into_huge_pages(fd, map->size, path, map->mapped, map->mapped_len);
+    } catch (...) {
+      ::close(fd);
+      throw;
+    }
+  } else if (map->size > 0) {
     void* p = mmap(nullptr, static_cast<size_t>(map->size), PROT_READ, MAP_PRIVATE, fd, 0);
     if (p == MAP_FAILED) {
       int e = errno;
@@ -344,11 +381,13 @@ File File::open(const std::string& path) {
     map->data = static_cast<const uint8_t*>(p);
   }
   ::close(fd);  // the mapping stays valid
+  const Residency map_residency = map->size > 0 ? residency : Residency::Mapped;
 
   File f;
   f.map_ = std::move(map);
   f.path_ = path;
   f.size_ = f.map_->size;
+  f.residency_ = map_residency;
   Parser(f, f.map_->data, f.size_).parse();
   return f;
 }

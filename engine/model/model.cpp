@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
+#include <filesystem>
 #include <map>
 
 #include <fmt/format.h>
@@ -165,8 +167,40 @@ std::string supported_architectures() {
 
 Model::Model(gguf::File file) : file_(std::move(file)) {}
 
+std::string weights_from_env() {
+  const char* v = std::getenv("TESSERA_WEIGHTS");
+  return v && *v ? v : "auto";
+}
+
+namespace {
+
+// MemAvailable from /proc/meminfo in bytes; 0 when unknown.
+uint64_t available_memory() {
+  std::FILE* f = std::fopen("/proc/meminfo", "r");
+  if (!f) return 0;
+  char line[256];
+  unsigned long long kib = 0;
+  while (std::fgets(line, sizeof line, f))
+    if (std::sscanf(line, "MemAvailable: %llu kB", &kib) == 1) break;
+  std::fclose(f);
+  return kib * 1024;
+}
+
+gguf::Residency choose_residency(const std::string& path, const LoadOptions& opts) {
+  if (opts.weights == "mmap") return gguf::Residency::Mapped;
+  if (opts.weights == "copy") return gguf::Residency::Copied;
+  if (opts.weights != "auto") throw_error("weights '{}': expected auto, mmap or copy", opts.weights);
+  if (opts.backend != "cpu" && opts.backend != "ref") return gguf::Residency::Mapped;  // uploaded anyway
+  std::error_code ec;
+  const uint64_t size = std::filesystem::file_size(path, ec);
+  if (ec) return gguf::Residency::Mapped;  // open() names the problem
+  return size <= available_memory() / 2 ? gguf::Residency::Copied : gguf::Residency::Mapped;
+}
+
+}  // namespace
+
 std::shared_ptr<Model> Model::load(const std::string& path, const LoadOptions& opts) {
-  auto model = std::make_shared<Model>(gguf::File::open(path));
+  auto model = std::make_shared<Model>(gguf::File::open(path, choose_residency(path, opts)));
   model->config_ = read_model_config(model->file_);
   model->arch_ = find_architecture(model->config_.arch);
   model->backend_ = make_backend(opts.backend, opts.device);
@@ -185,7 +219,10 @@ std::shared_ptr<Model> Model::load(const std::string& path, const LoadOptions& o
       std::fprintf(stderr, ", ffn %lld", (long long)c.n_ff);
     const bool host = model->backend_->kind() != ops::Backend::Vulkan && model->backend_->kind() != ops::Backend::Hip;
     std::fprintf(stderr, "\ntessera: memory plan: weights %.3f GiB %s (%.3f B params)%s, backend %s\n",
-                 gib(model->weight_bytes_), host ? "mmap'd zero-copy" : "uploaded to the device",
+                 gib(model->weight_bytes_),
+                 !host ? "uploaded to the device"
+                 : model->file_.residency() == gguf::Residency::Copied ? "copied into huge-page memory"
+                                                                       : "mmap'd zero-copy",
                  static_cast<double>(model->n_params_) * 1e-9,
                  model->weights_.tied_output ? ", output tied to token_embd" : "",
                  model->backend_->caps().describe().c_str());

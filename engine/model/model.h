@@ -64,10 +64,16 @@ std::string supported_architectures();  // "qwen3moe, qwen3, qwen2, llama"
 // tessera::Error naming the file and the problem. Memory planning reads models with this.
 ModelConfig read_model_config(const gguf::File& f);
 
+std::string weights_from_env();  // TESSERA_WEIGHTS, else "auto"
+
 struct LoadOptions {
   std::string backend = "cpu";  // "cpu", "ref" or "vulkan" (see make_backend)
   int device = -1;              // the backend's device (`tessera devices`); -1: its default
   ops::KernelPolicy kernels = ops::KernelPolicy::from_env();  // kernel overrides (--kernel, TESSERA_KERNELS)
+  // Where the weights live (--weights, TESSERA_WEIGHTS): "mmap" zero-copy from the page cache; "copy"
+  // into huge-page memory (faster to stream on the CPU); "auto": copy for the host backends when the
+  // file fits in half the available memory, else mmap (device backends upload from the mapping).
+  std::string weights = weights_from_env();
   bool print_plan = true;       // print the weight memory plan to stderr
   bool profile = false;         // --profile: per-dispatch device times (vulkan), else the stage profile
 };

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "engine/context.h"
 #include "engine/model/model.h"
 #include "gguf/gguf.h"
 
@@ -199,6 +200,41 @@ TEST(ModelLoadLimits, GoldenModelsStillLoad) {
   for (const char* name : {"tiny-q8_0.gguf", "tiny-qwen2-q8_0.gguf", "tiny-qwen3-q8_0.gguf", "tiny-iq4_nl.gguf"}) {
     const LoadOutcome o = try_load(kModels / name);
     EXPECT_TRUE(o.ok) << name << ": " << o.error << o.other;
+  }
+}
+
+// --weights: copy and mmap give bit-identical logits (the same bytes, only where they live differs);
+// auto copies on the cpu backend; an unknown value is a load error naming it.
+TEST(ModelLoadWeights, CopyAndMmapGiveTheSameLogits) {
+  std::vector<float> logits[2];
+  for (int i = 0; i < 2; ++i) {
+    LoadOptions lo;
+    lo.print_plan = false;
+    lo.weights = i ? "copy" : "mmap";
+    const auto m = Model::load((kModels / "tiny-q4_k_m.gguf").string(), lo);
+    EXPECT_EQ(m->file().residency(), i ? gguf::Residency::Copied : gguf::Residency::Mapped);
+    ContextOptions co;
+    co.n_ctx = 64;
+    co.n_threads = 2;
+    co.print_plan = false;
+    Context ctx(m, co);
+    std::vector<int32_t> prompt;
+    for (int t = 0; t < 20; ++t) prompt.push_back(static_cast<int32_t>((t * 97 + 13) % 4000));
+    const auto r = ctx.eval(prompt, true);
+    logits[i].assign(r.begin(), r.end());
+  }
+  ASSERT_FALSE(logits[0].empty());
+  EXPECT_EQ(logits[0], logits[1]);
+  LoadOptions lo;
+  lo.print_plan = false;
+  lo.weights = "auto";
+  EXPECT_EQ(Model::load((kModels / "tiny-q8_0.gguf").string(), lo)->file().residency(), gguf::Residency::Copied);
+  lo.weights = "huge";
+  try {
+    Model::load((kModels / "tiny-q8_0.gguf").string(), lo);
+    ADD_FAILURE() << "weights 'huge' accepted";
+  } catch (const tessera::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("weights 'huge'"), std::string::npos) << e.what();
   }
 }
 

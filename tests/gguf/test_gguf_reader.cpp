@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 
 #include "core/error.h"
@@ -49,6 +50,33 @@ TEST(GgufReader, OpensEveryGoldenModel) {
       ASSERT_NE(t.data, nullptr) << t.name;
       EXPECT_LE(f.data_offset() + t.offset + t.nbytes, f.file_size()) << t.name;
       EXPECT_EQ(t.nbytes, t.row_bytes() * static_cast<uint64_t>(t.ne[1] * t.ne[2] * t.ne[3])) << t.name;
+    }
+  }
+}
+
+// A copied file (huge-page memory) reads exactly like the mapped one: same metadata, same tensor
+// bytes, data 2 MiB aligned; the mapped one stays zero-copy.
+TEST(GgufReader, CopiedResidencyMatchesMapped) {
+  for (const std::string& path : testing::golden_models(TESSERA_GOLDEN_DIR)) {
+    SCOPED_TRACE(path);
+    const File mapped = File::open(path);
+    const File copied = File::open(path, Residency::Copied);
+    EXPECT_EQ(mapped.residency(), Residency::Mapped);
+    EXPECT_EQ(copied.residency(), Residency::Copied);
+    EXPECT_EQ(copied.file_size(), mapped.file_size());
+    EXPECT_EQ(copied.metadata().size(), mapped.metadata().size());
+    ASSERT_EQ(copied.tensors().size(), mapped.tensors().size());
+    EXPECT_EQ(copied.get_string("general.architecture"), mapped.get_string("general.architecture"));
+    if (copied.tensors().empty()) continue;  // the vocabulary-only file
+    const uint8_t* base = copied.tensors()[0].data - copied.data_offset() - copied.tensors()[0].offset;
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(base) % (uintptr_t(2) << 20), 0u);
+    for (size_t i = 0; i < mapped.tensors().size(); ++i) {
+      const TensorInfo& a = mapped.tensors()[i];
+      const TensorInfo& b = copied.tensors()[i];
+      ASSERT_EQ(a.name, b.name);
+      ASSERT_EQ(a.nbytes, b.nbytes);
+      EXPECT_NE(a.data, b.data) << a.name;
+      EXPECT_EQ(std::memcmp(a.data, b.data, a.nbytes), 0) << a.name;
     }
   }
 }
@@ -192,13 +220,34 @@ TEST(GgufReader, OpenErrors) {
   }
   std::string empty = ::testing::TempDir() + "tessera_empty.gguf";
   { std::ofstream(empty, std::ios::binary); }
-  try {
-    File::open(empty);
-    FAIL();
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("too small"), std::string::npos) << e.what();
+  for (Residency r : {Residency::Mapped, Residency::Copied}) {
+    try {
+      File::open(empty, r);
+      FAIL();
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("too small"), std::string::npos) << e.what();
+    }
   }
   std::remove(empty.c_str());
+  // a truncated model gives the same parse error whether it is mapped or copied
+  const std::string cut = ::testing::TempDir() + "tessera_cut.gguf";
+  {
+    std::ifstream in(kModels + "tiny-q4_k_m.gguf", std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::ofstream(cut, std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size() / 2));
+  }
+  std::string errs[2];
+  for (Residency r : {Residency::Mapped, Residency::Copied}) {
+    try {
+      File::open(cut, r);
+      ADD_FAILURE() << "a truncated file opened";
+    } catch (const Error& e) {
+      errs[r == Residency::Copied] = e.what();
+    }
+  }
+  EXPECT_NE(errs[0].find("outside the data section"), std::string::npos) << errs[0];
+  EXPECT_EQ(errs[0], errs[1]);
+  std::remove(cut.c_str());
 }
 
 TEST(GgufReader, RejectsBadHeaders) {
