@@ -8,6 +8,7 @@
 #pragma once
 #include <immintrin.h>
 
+#include "kernels/cpu/scratch.h"
 #include "kernels/cpu/simd256.h"
 #include "kernels/cpu/unpack.h"
 
@@ -184,6 +185,52 @@ inline __m256i b32_codes(const uint8_t* blk, __m256i table) {
   }
 }
 
+// Nibble types: two blocks A, B per register pair, lo = [A 0-15 | B 0-15], hi = [A 16-31 | B 16-31]:
+// one 256-bit load and three ops make 64 codes (per block: a 128-bit load, a shift, an insert, an and),
+// and the two halves' dot products add into one vector of A's and B's lane sums. The activations are
+// permuted to match once per call (pair_acts).
+template <GgmlType T>
+inline void pair_codes(const uint8_t* a, const uint8_t* b, __m256i table, __m256i& lo, __m256i& hi) {
+  constexpr int off = T == GgmlType::MXFP4 ? 1 : T == GgmlType::Q5_0 ? 6 : 2;
+  const __m256i q = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a + off))),
+                                            _mm_loadu_si128(reinterpret_cast<const __m128i*>(b + off)), 1);
+  const __m256i m4 = _mm256_set1_epi8(15);
+  lo = _mm256_and_si256(q, m4);
+  hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+  if constexpr (T == GgmlType::Q5_0) {
+    // value j's fifth bit is bit j of qh: bytes 0-3 of the broadcast word hold A's qh, 4-7 B's
+    uint32_t ha, hb;
+    std::memcpy(&ha, a + 2, 4);
+    std::memcpy(&hb, b + 2, 4);
+    const __m256i h = _mm256_set1_epi64x(static_cast<int64_t>(ha | static_cast<uint64_t>(hb) << 32));
+    const __m256i sel_lo = _mm256_setr_epi64x(0, 0x0101010101010101LL, 0x0404040404040404LL, 0x0505050505050505LL);
+    const __m256i sel_hi = _mm256_setr_epi64x(0x0202020202020202LL, 0x0303030303030303LL, 0x0606060606060606LL,
+                                              0x0707070707070707LL);
+    const __m256i bit = _mm256_set1_epi64x(static_cast<int64_t>(0x8040201008040201ULL));
+    const __m256i sixteen = _mm256_set1_epi8(16);
+    auto fifth = [&](__m256i sel) {
+      return _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(_mm256_shuffle_epi8(h, sel), bit), bit), sixteen);
+    };
+    lo = _mm256_or_si256(lo, fifth(sel_lo));
+    hi = _mm256_or_si256(hi, fifth(sel_hi));
+  } else if constexpr (T == GgmlType::IQ4_NL || T == GgmlType::MXFP4) {
+    lo = _mm256_shuffle_epi8(table, lo);
+    hi = _mm256_shuffle_epi8(table, hi);
+  }
+}
+
+// The activations of blocks 0 .. nb8-1 in pair order: per pair [A 0-15, B 0-15, A 16-31, B 16-31].
+inline const int8_t* pair_acts(const int8_t* xq, int64_t nb8) {
+  int8_t* xp = reinterpret_cast<int8_t*>(cpu_kernel_scratch(3, static_cast<size_t>(32 * nb8)));
+  for (int64_t b = 0; b < nb8; b += 2) {
+    const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + 32 * b));
+    const __m256i c = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + 32 * b + 32));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(xp + 32 * b), _mm256_permute2x128_si256(a, c, 0x20));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(xp + 32 * b + 32), _mm256_permute2x128_si256(a, c, 0x31));
+  }
+  return xp;
+}
+
 template <GgmlType T>
 void gemv_b32_256(const MatmulArgs& args) {
   constexpr bool kOffset = T == GgmlType::Q4_0 || T == GgmlType::Q5_0;
@@ -209,6 +256,17 @@ void gemv_b32_256(const MatmulArgs& args) {
     if constexpr (T == GgmlType::MXFP4) return unpack_f32_bits(blk[0] < 2 ? 0x00200000u << blk[0] : uint32_t(blk[0] - 1) << 23);
     else return _cvtsh_ss(*reinterpret_cast<const uint16_t*>(blk));
   };
+  constexpr bool kPairs = T != GgmlType::Q8_0 && kF16Scale;  // MXFP4 runs the per-block loop
+  const int8_t* xp = kPairs ? pair_acts(x.qs, nb / 8 * 8) : nullptr;
+  // pair dot products: lanes 0-3 hold block A's sums, 4-7 block B's
+  auto pair_dot = [&](const uint8_t* a, const uint8_t* b, int64_t ib) {
+    __m256i lo, hi;
+    pair_codes<T>(a, b, table, lo, hi);
+    const __m256i xlo = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xp + 32 * ib));
+    const __m256i xhi = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xp + 32 * ib + 32));
+    if constexpr (kOffset) return _mm256_cvtepi32_ps(_mm256_add_epi32(dot_u8s8(lo, xlo), dot_u8s8(hi, xhi)));
+    else return _mm256_cvtepi32_ps(_mm256_add_epi32(dot_s8s8(lo, xlo), dot_s8s8(hi, xhi)));
+  };
   for (int64_t r = args.row_begin; r < args.row_end; ++r) {
     const uint8_t* blk = w.data + static_cast<size_t>(r) * w.row_bytes;
     __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps(), corr8 = _mm256_setzero_ps();
@@ -228,9 +286,19 @@ void gemv_b32_256(const MatmulArgs& args) {
         const __m256 ad = _mm256_mul_ps(_mm256_cvtph_ps(dh), _mm256_loadu_ps(x.d + b));
         if constexpr (kOffset)
           corr8 = _mm256_fmadd_ps(ad, _mm256_cvtepi32_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.s32 + b))), corr8);
-        for (int k = 0; k < 8; k += 2) {
-          acc0 = _mm256_fmadd_ps(dot(blk + k * bsize, b + k), _mm256_permutevar8x32_ps(ad, _mm256_set1_epi32(k)), acc0);
-          acc1 = _mm256_fmadd_ps(dot(blk + (k + 1) * bsize, b + k + 1), _mm256_permutevar8x32_ps(ad, _mm256_set1_epi32(k + 1)), acc1);
+        if constexpr (kPairs) {
+          for (int k = 0; k < 8; k += 4) {
+            const __m256i ia = _mm256_setr_epi32(k, k, k, k, k + 1, k + 1, k + 1, k + 1);
+            const __m256i ib = _mm256_add_epi32(ia, _mm256_set1_epi32(2));
+            acc0 = _mm256_fmadd_ps(pair_dot(blk + k * bsize, blk + (k + 1) * bsize, b + k), _mm256_permutevar8x32_ps(ad, ia), acc0);
+            acc1 = _mm256_fmadd_ps(pair_dot(blk + (k + 2) * bsize, blk + (k + 3) * bsize, b + k + 2),
+                                   _mm256_permutevar8x32_ps(ad, ib), acc1);
+          }
+        } else {
+          for (int k = 0; k < 8; k += 2) {
+            acc0 = _mm256_fmadd_ps(dot(blk + k * bsize, b + k), _mm256_permutevar8x32_ps(ad, _mm256_set1_epi32(k)), acc0);
+            acc1 = _mm256_fmadd_ps(dot(blk + (k + 1) * bsize, b + k + 1), _mm256_permutevar8x32_ps(ad, _mm256_set1_epi32(k + 1)), acc1);
+          }
         }
       }
     }
