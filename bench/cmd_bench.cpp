@@ -64,6 +64,7 @@ struct TestCase {
 struct Result {
   std::string model_filename, model_type;
   uint64_t model_size = 0, model_n_params = 0;
+  bool use_mmap = true;  // the weights were mapped (false: copied, --weights)
   int n_batch = 0, n_ubatch = 0, n_threads = 0;
   TestCase test;
   std::string test_time;
@@ -351,7 +352,7 @@ class Printer {
     j["type_v"] = "f16";
     j["n_gpu_layers"] = 0;
     j["flash_attn"] = true;
-    j["use_mmap"] = true;
+    j["use_mmap"] = r.use_mmap;  // false: weights copied into huge-page memory (--weights)
     j["n_prompt"] = r.test.n_prompt;
     j["n_gen"] = r.test.n_gen;
     j["n_depth"] = r.test.n_depth;
@@ -409,6 +410,7 @@ void bench_model(const std::string& path, const BenchParams& p, Printer& printer
   lo.device = p.load.device;    // --device N
   lo.profile = p.load.profile;  // --profile: reported when each test's context ends
   lo.kernels = p.load.kernels;
+  lo.weights = p.load.weights;  // --weights
   std::shared_ptr<engine::Model> model = engine::Model::load(path, lo);
   const int n_vocab = static_cast<int>(model->config().n_vocab);
   std::mt19937 rng(1234);
@@ -438,6 +440,7 @@ void bench_model(const std::string& path, const BenchParams& p, Printer& printer
             r.model_filename = path;
             r.model_type = model->type_description();
             r.model_size = model->weight_bytes();
+            r.use_mmap = model->file().residency() == gguf::Residency::Mapped;
             r.model_n_params = model->n_params();
             r.n_batch = n_batch;
             r.n_ubatch = n_ubatch;
