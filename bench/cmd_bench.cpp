@@ -184,6 +184,8 @@ void usage() {
       "                             vulkan: compute shaders; hip: HIP kernels (ROCm); hip-emu: them on the\n"
       "                             CPU emulator (tests); --device N picks the device\n"
       "  --kernel OPKEY=NAME        force a kernel (name or variant), e.g. gemv_q4_K=avx2 (repeatable)\n"
+      "  --weights auto|mmap|copy   copy: weights in huge-page memory (auto's choice on the cpu backend when\n"
+      "                             they fit); mmap: zero-copy, as llama-bench's default (use_mmap in the rows)\n"
       "  --profile                  per test, to stderr: per-shader device times, dispatches and bytes per\n"
       "                             decoded token (vulkan); the forward pass's stages (cpu, ref)\n"
       "  --progress                 print progress to stderr\n");

@@ -34,6 +34,8 @@ constexpr const char* kUsage =
     "  -c, --ctx-size N       tokens one request may hold, prompt + generated (default 4096; per model)\n"
     "  --kv-tokens N          KV cache tokens shared by a model's sequences (default ctx-size x parallel)\n"
     "  -t, --threads N        compute threads (default 2)\n"
+    "  --weights auto|mmap|copy  copy: weights read into huge-page memory (faster decode on the CPU; auto\n"
+    "                         does it on cpu/ref when the file fits in half of MemAvailable); mmap: zero-copy\n"
     "  -b, --batch-size N     tokens per forward pass, decode + prefill (default 512)\n"
     "  --api-key KEY          require 'Authorization: Bearer KEY' (default $TESSERA_API_KEY; /health\n"
     "                         and CORS preflight are exempt)\n"

@@ -38,6 +38,8 @@ void gemv_q5_K_avx2(const MatmulArgs& a);
 void gemv_q6_K_avx2(const MatmulArgs& a);
 void gemv_q8_0_avx2(const MatmulArgs& a);
 void gemv_q4_0_avx2(const MatmulArgs& a);
+void gemv_q4_1_f32_avx2(const MatmulArgs& a);  // f32 activations
+void gemv_q5_1_f32_avx2(const MatmulArgs& a);
 void gemv_q5_0_avx2(const MatmulArgs& a);
 void gemv_iq4_nl_avx2(const MatmulArgs& a);
 void gemv_mxfp4_avx2(const MatmulArgs& a);

@@ -26,7 +26,7 @@ bool is_float(GgmlType t) { return t == GgmlType::F32 || t == GgmlType::F16 || t
 
 void register_cpu_kernels(KernelRegistry& r) {
   // Priorities: avx512_fused 40 > avx512 30 > avxvnni_fused 28 > avx2_fused 26 > avxvnni 20 > avx2 15 >
-  // scalar 10 > ref 0 (Q4_1 / Q5_1 f32-activation kernels: 35 / 25 / 12; the Q8_K types' Q8_0-activation
+  // scalar 10 > ref 0 (Q4_1 / Q5_1 f32-activation kernels: 35 / 27 fused gemv / 25 / 12; the Q8_K types' Q8_0-activation
   // kernels for ffn_down: 9 / 8 / 7 / 6).
   for (GgmlType t : matmul_weight_types()) {
     for (Op op : {Op::Gemv, Op::Gemm}) {
@@ -103,6 +103,9 @@ void register_cpu_kernels(KernelRegistry& r) {
   r.add(Op::Gemv, Backend::Cpu, GgmlType::Q5_0, "avx2_fused", 26, 16, avx2, gemv_q5_0_avx2);
   r.add(Op::Gemv, Backend::Cpu, GgmlType::IQ4_NL, "avx2_fused", 26, 16, avx2, gemv_iq4_nl_avx2);
   r.add(Op::Gemv, Backend::Cpu, GgmlType::MXFP4, "avx2_fused", 26, 16, avx2, gemv_mxfp4_avx2);
+  // Q4_1 / Q5_1 decode with f32 activations, above the dequantizing avx2 kernel (25)
+  r.add(Op::Gemv, Backend::Cpu, GgmlType::Q4_1, "avx2_fused", 27, 16, avx2, gemv_q4_1_f32_avx2, 0, ActType::F32);
+  r.add(Op::Gemv, Backend::Cpu, GgmlType::Q5_1, "avx2_fused", 27, 16, avx2, gemv_q5_1_f32_avx2, 0, ActType::F32);
 }
 
 }  // namespace tessera::ops
