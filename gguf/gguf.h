@@ -61,6 +61,11 @@ struct TensorInfo {
   size_t row_bytes() const { return tessera::row_bytes(type, ne[0]); }  // bytes of one ne[0] row
 };
 
+// How an opened file's bytes are held. Mapped: a zero-copy mmap of the page cache (4 KiB pages).
+// Copied: read once into anonymous memory advised for 2 MiB transparent huge pages, where the CPU
+// streams weights faster (no TLB miss per 4 KiB, hardware prefetch runs across 4 KiB boundaries).
+enum class Residency { Mapped, Copied };
+
 // What the reader accepts: magic "GGUF", version 2 or 3 (same 64-bit layout; big-endian files are
 // refused), metadata keys unique, values of the 13 known types, arrays of non-array elements, bool
 // bytes 0 or 1, general.alignment a u32 power of two <= kMaxAlignment. Tensor names unique and < 64
@@ -68,11 +73,6 @@ struct TensorInfo {
 // with ne[0] a multiple of its block size, element and byte counts without 64-bit overflow, offset
 // aligned, data inside the file. Every count and length is checked against the bytes left before
 // anything is allocated. A file without tensors may end before the aligned start of its data.
-// How an opened file's bytes are held. Mapped: a zero-copy mmap of the page cache (4 KiB pages).
-// Copied: read once into anonymous memory advised for 2 MiB transparent huge pages, where the CPU
-// streams weights faster (no TLB miss per 4 KiB, hardware prefetch runs across 4 KiB boundaries).
-enum class Residency { Mapped, Copied };
-
 class File {
  public:
   // Maps (or copies) and validates a file. Any problem throws tessera::Error naming the file, the

@@ -189,7 +189,7 @@ uint64_t available_memory() {
 gguf::Residency choose_residency(const std::string& path, const LoadOptions& opts) {
   if (opts.weights == "mmap") return gguf::Residency::Mapped;
   if (opts.weights == "copy") return gguf::Residency::Copied;
-  if (opts.weights != "auto") throw_error("weights '{}': expected auto, mmap or copy", opts.weights);
+  if (opts.weights != "auto") throw_error("weights '{}' (--weights, TESSERA_WEIGHTS): expected auto, mmap or copy", opts.weights);
   if (opts.backend != "cpu" && opts.backend != "ref") return gguf::Residency::Mapped;  // uploaded anyway
   std::error_code ec;
   const uint64_t size = std::filesystem::file_size(path, ec);
