@@ -151,7 +151,7 @@ engine::LoadOptions load_options(Args& args) {
   lo.profile = args.flag({"--profile"});
   lo.weights = args.get({"--weights"}, lo.weights);
   if (lo.weights != "auto" && lo.weights != "mmap" && lo.weights != "copy")
-    throw_error("--weights {}: expected auto, mmap or copy", lo.weights);
+    throw_error("--weights / TESSERA_WEIGHTS {}: expected auto, mmap or copy", lo.weights);
   for (const std::string& k : args.values({"--kernel"})) {
     const size_t eq = k.find('=');
     if (eq == std::string::npos || eq == 0 || eq + 1 == k.size())
